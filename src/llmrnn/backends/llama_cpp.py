@@ -1,0 +1,309 @@
+"""The llama.cpp backend (llama-cpp-python): one loaded model per process, shared by all.
+
+Why it looks like this:
+
+- A loaded model is shared per process per (file, context size, GPU layers, threads): a grid
+  search that clones an estimator 50 times loads the file once. Estimators hold a small
+  :class:`LlamaCppBackend` handle that is never pickled; the model is opened lazily on first use.
+- One ``Llama`` object must never run in two threads at once, so each shared model has a lock.
+- llama-cpp-python already reuses the longest common token prefix with the previous call (one
+  sequence). The recurrence orders every prompt from what changes least to what changes most, so
+  most prompt tokens come from the KV cache; this module measures how many did, per call.
+- llama.cpp's own logging is routed to the ``llmrnn.llama_cpp`` logger at DEBUG, so nothing is
+  printed unless the user turns debug logging on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..grammar import validate_gbnf
+from .base import BackendError, Completion, Message, render_plain
+
+__all__ = ["LlamaCppBackend", "gpu_offload_supported", "load_count", "system_info"]
+
+logger = logging.getLogger("llmrnn.llama_cpp")
+
+_CACHE: dict[tuple, _SharedModel] = {}
+_CACHE_LOCK = threading.Lock()
+_LOADS: list[tuple] = []  # every real load, for tests and benchmarks (one entry per load)
+_LOG_CALLBACK: Any = None  # keeps the ctypes callback alive
+
+
+def _llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise BackendError(
+            "llama-cpp-python is not importable: reinstall it with `pip install llama-cpp-python` "
+            "(a C/C++ compiler is needed), or reinstall llmrnn."
+        ) from exc
+    _silence_llama_logs(llama_cpp)
+    return llama_cpp
+
+
+def _silence_llama_logs(llama_cpp) -> None:
+    """Route llama.cpp's log lines to logging (DEBUG) instead of stderr."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def _callback(level, text, user_data):  # noqa: ARG001 - ctypes signature
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(text.decode("utf-8", "replace").rstrip())
+
+    _LOG_CALLBACK = _callback
+    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+def gpu_offload_supported() -> bool:
+    """Whether this llama-cpp-python build can offload layers to a GPU."""
+    return bool(_llama_cpp().llama_supports_gpu_offload())
+
+
+def system_info() -> str:
+    """llama.cpp's build and CPU-feature line."""
+    return _llama_cpp().llama_print_system_info().decode("utf-8", "replace").strip()
+
+
+def load_count(model_path: str | None = None) -> int:
+    """How many times a model file was loaded in this process (all files when None)."""
+    return sum(1 for key in _LOADS if model_path is None or key[0] == model_path)
+
+
+def available_threads() -> int:
+    """Cores this process may run on (not llama-cpp-python's default of half the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class _SharedModel:
+    llama: Any
+    chat_template: str | None
+    eos_token: str
+    bos_token: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    formatter: Any = None
+
+
+def _use_extra_buffers() -> bool:
+    """Whether llama.cpp may put weights in its "extra" CPU buffer types (AMX, repacking).
+
+    llama-cpp-python 0.3.36 compiled natively on an AMX-capable Xeon (the development and CI
+    machines) segfaults in ``ggml_backend_amx_mul_mat`` on the first decode. So on a build that
+    reports ``AMX_INT8 = 1`` the extra buffers are off by default. ``LLMRNN_EXTRA_BUFFERS=1`` or
+    ``=0`` overrides the rule.
+    """
+    setting = os.environ.get("LLMRNN_EXTRA_BUFFERS", "auto").strip().lower()
+    if setting in {"1", "true", "on", "yes"}:
+        return True
+    if setting in {"0", "false", "off", "no"}:
+        return False
+    return "AMX_INT8 = 1" not in system_info()
+
+
+def _construct(llama_cpp, extra_buffers: bool, **kwargs):
+    """Build a ``Llama``; llama-cpp-python has no argument for ``use_extra_bufts``, so the default
+    model parameters are wrapped for the duration of the load (under the cache lock)."""
+    if extra_buffers:
+        return llama_cpp.Llama(**kwargs)
+    low = llama_cpp.llama_cpp
+    original = low.llama_model_default_params
+
+    def params_without_extra_buffers():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    low.llama_model_default_params = params_without_extra_buffers
+    try:
+        return llama_cpp.Llama(**kwargs)
+    finally:
+        low.llama_model_default_params = original
+
+
+def _load(key: tuple) -> _SharedModel:
+    model_path, n_ctx, n_gpu_layers, n_threads = key
+    llama_cpp = _llama_cpp()
+    logger.info("loading %s (n_ctx=%d, n_gpu_layers=%d)", model_path, n_ctx, n_gpu_layers)
+    try:
+        llama = _construct(
+            llama_cpp,
+            _use_extra_buffers(),
+            model_path=model_path,
+            n_ctx=n_ctx,
+            n_gpu_layers=n_gpu_layers,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            n_batch=min(512, n_ctx),
+            seed=0,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise BackendError(
+            f"llama.cpp could not load {model_path!r} ({exc}): check that it is a complete GGUF "
+            "file of an architecture this llama-cpp-python version supports."
+        ) from exc
+    _LOADS.append(key)
+    template = llama.metadata.get("tokenizer.chat_template")
+    eos_id, bos_id = llama.token_eos(), llama.token_bos()
+    eos = llama._model.token_get_text(eos_id) if eos_id != -1 else ""
+    bos = llama._model.token_get_text(bos_id) if bos_id != -1 else ""
+    shared = _SharedModel(llama, template, eos, bos)
+    if template:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        shared.formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+    return shared
+
+
+class LlamaCppBackend:
+    """A handle on a shared llama.cpp model.
+
+    Parameters
+    ----------
+    model_path : str
+        Path of a checked GGUF file.
+    n_ctx : int
+        Context size in tokens (the recurrence's budget ``context_tokens``).
+    n_threads : int or None
+        CPU threads; None uses every core this process may run on.
+    n_gpu_layers : int or "auto"
+        Layers to offload; "auto" offloads all when the build supports GPU offload, else none.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int | str = "auto",
+    ) -> None:
+        self.model_path = model_path
+        if n_gpu_layers == "auto":
+            n_gpu_layers = -1 if gpu_offload_supported() else 0
+        self.n_gpu_layers = int(n_gpu_layers)
+        self.n_threads = int(n_threads) if n_threads else available_threads()
+        self.n_ctx = int(n_ctx)
+        self._key = (model_path, self.n_ctx, self.n_gpu_layers, self.n_threads)
+        self._grammars: dict[str, Any] = {}
+
+    # The shared model is looked up on every use, never held by pickled state.
+    @property
+    def _shared(self) -> _SharedModel:
+        shared = _CACHE.get(self._key)
+        if shared is None:
+            with _CACHE_LOCK:
+                shared = _CACHE.get(self._key)
+                if shared is None:
+                    shared = _CACHE[self._key] = _load(self._key)
+        return shared
+
+    @property
+    def chat(self) -> bool:
+        """Whether the model has a chat template (instruction-tuned)."""
+        return self._shared.formatter is not None
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """Render with the model's chat template, or as plain text for base models."""
+        shared = self._shared
+        if shared.formatter is None:
+            return render_plain(messages)
+        response = shared.formatter(
+            messages=[{"role": m.role, "content": m.content} for m in messages]
+        )
+        return response.prompt
+
+    def _tokens(self, text: str) -> list[int]:
+        return self._shared.llama.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes as a prompt (beginning-of-sequence token included)."""
+        shared = self._shared
+        with shared.lock:
+            return len(self._tokens(text))
+
+    def _grammar(self, text: str):
+        grammar = self._grammars.get(text)
+        if grammar is None:
+            validate_gbnf(text)
+            from llama_cpp import LlamaGrammar
+
+            grammar = self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
+        return grammar
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        grammar: str | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
+        stop: Sequence[str] = (),
+        repeat_penalty: float = 1.0,
+    ) -> Completion:
+        """Continue ``prompt``; report evaluated, cached and generated tokens.
+
+        Raises
+        ------
+        BackendError
+            If the prompt does not fit the context or llama.cpp fails.
+        """
+        shared = self._shared
+        compiled = self._grammar(grammar) if grammar else None
+        with shared.lock:
+            llama = shared.llama
+            tokens = self._tokens(prompt)
+            if len(tokens) + 1 >= self.n_ctx:
+                raise BackendError(
+                    f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}: "
+                    "raise context_tokens, or lower window or memory_words."
+                )
+            previous = llama.input_ids[: llama.n_tokens].tolist()
+            cached = 0
+            for a, b in zip(previous, tokens[:-1]):
+                if a != b:
+                    break
+                cached += 1
+            start = time.perf_counter()
+            try:
+                result = llama.create_completion(
+                    tokens,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    top_k=40 if temperature > 0 else 1,
+                    top_p=0.95,
+                    min_p=0.05,
+                    repeat_penalty=repeat_penalty,
+                    seed=seed,
+                    stop=list(stop) or None,
+                    grammar=compiled,
+                )
+            except ValueError as exc:
+                raise BackendError(f"llama.cpp rejected the request: {exc}") from exc
+            seconds = time.perf_counter() - start
+        choice = result["choices"][0]
+        return Completion(
+            text=choice["text"],
+            prompt_tokens=len(tokens) - cached,
+            cached_tokens=cached,
+            generated_tokens=int(result["usage"]["completion_tokens"]),
+            seconds=seconds,
+            truncated=choice.get("finish_reason") == "length",
+        )
+
+    def __repr__(self) -> str:
+        return f"LlamaCppBackend({self.model_path!r}, n_ctx={self.n_ctx})"

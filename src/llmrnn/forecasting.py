@@ -1,0 +1,340 @@
+"""LLMRNNForecaster: the LLM-as-RNN recurrence as an sktime forecaster."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sktime.forecasting.base import BaseForecaster
+
+from . import prompts
+from ._params import backend_for, check_params, loop_config
+from ._progress import progress_bar
+from .recurrence import Recurrence, State
+from .tasks import ForecastTask
+from .trace import StepRecord, trace_frame
+
+__all__ = ["LLMRNNForecaster"]
+
+logger = logging.getLogger("llmrnn")
+
+
+class LLMRNNForecaster(BaseForecaster):
+    """Forecaster that learns online through a natural-language memory (LLM-as-RNN).
+
+    A frozen language model predicts the next value from a window of the series and its memory,
+    compares the prediction with the truth (or judges it, without truth), and rewrites its memory
+    (arXiv 2601.13352). No weights change: the memory is the recurrent state. The model runs
+    locally through llama.cpp; the default is an embedded 135M-parameter model.
+
+    Parameters
+    ----------
+    model : str, path-like or None, default=None
+        None for the embedded default model, a registered name (see ``llmrnn models``) or a path
+        to a ``.gguf`` file.
+    strategy : {"rnn", "zero_shot", "full_history", "memprompt"}, default="rnn"
+        "rnn" rewrites the memory each step; the others are the paper's baselines: no memory,
+        every past step appended to the prompt, or an append-only list of feedback notes.
+    feedback : {"truth", "judge"}, default="truth"
+        Where the reflection's signal comes from: the true value, or the model judging its own
+        prediction against stated criteria (LLM-as-a-Judge) without seeing the truth.
+    memory_words : int, default=200
+        Most words in the memory.
+    context_tokens : int, default=4096
+        Token budget (the paper's lambda) of every prompt with its answers; also the llama.cpp
+        context size. Oldest history entries, then oldest window values, are dropped to fit.
+    fit_steps : int or None, default=None
+        How many of the last training points run the recurrence in ``fit`` (None: every point
+        after the first). Earlier points only serve as context.
+    initial_memory : str or None, default=None
+        Memory before the first step (None: a neutral "Nothing learned yet.").
+    task_description : str or None, default=None
+        One sentence about the series for the model (units, what it measures).
+    temperature : float, default=0.0
+        Sampling temperature of predictions and rewrites; 0 is greedy and repeatable.
+    random_state : int or None, default=None
+        Base seed of every model call (None: 0). Samples behind intervals use it too.
+    n_threads : int or None, default=None
+        CPU threads for llama.cpp; None uses every core the process may run on.
+    n_gpu_layers : int or "auto", default="auto"
+        Layers offloaded to the GPU; "auto" offloads all when the llama.cpp build supports it.
+    progress : bool, default=False
+        Show a progress bar with the latest error during ``fit`` and ``update``.
+    window : int, default=24
+        Past observations shown at each step.
+    n_samples : int, default=20
+        Seeded samples behind ``predict_interval`` and ``predict_quantiles``.
+    answer : {"change", "value"}, default="change"
+        What the model writes: the changes from the last value (a neutral answer repeats the
+        last value), or the values themselves.
+
+    Attributes
+    ----------
+    memory_ : str
+        The current memory (for "memprompt" and "full_history", the notes or past steps kept).
+    model_path_ : str
+        The GGUF file in use.
+    scale_ : float
+        Numbers are divided by it before the model sees them.
+
+    See Also
+    --------
+    LLMRNNClassifier : The same recurrence for sequential classification.
+
+    Notes
+    -----
+    Exogenous ``X`` is not used (tag ``capability:exogenous`` is False): sktime drops it.
+    Each recurrent step costs three model calls (predict, reflect, rewrite) that continue one
+    conversation, so only new tokens are evaluated; ``get_trace()`` shows the counts.
+
+    References
+    ----------
+    .. [1] LLM-as-RNN: A Recurrent Language Model for Memory Updates and Sequence Prediction,
+       arXiv 2601.13352.
+
+    Examples
+    --------
+    >>> from sktime.datasets import load_airline
+    >>> from llmrnn import LLMRNNForecaster
+    >>> y = load_airline()[-30:]
+    >>> f = LLMRNNForecaster(window=12, fit_steps=2, memory_words=40)
+    >>> f = f.fit(y, fh=[1, 2, 3])
+    >>> y_pred = f.predict()
+    """
+
+    _tags = {
+        # packaging info
+        # --------------
+        "authors": ["llmrnn developers"],
+        "python_dependencies": ["llama-cpp-python"],
+        # estimator type
+        # --------------
+        "y_inner_mtype": "pd.Series",
+        "X_inner_mtype": "pd.DataFrame",
+        "capability:multivariate": False,  # sktime broadcasts columns: one memory per series
+        "capability:exogenous": False,  # X is not rendered into the prompt
+        "capability:missing_values": False,
+        "capability:insample": False,  # the recurrence only predicts ahead of its cutoff
+        "capability:pred_int": True,  # from n_samples seeded samples
+        "capability:pred_int:insample": False,
+        "capability:update": True,  # _update runs the three phases on each new point
+        "requires-fh-in-fit": False,
+        "fit_is_empty": False,
+        # testing configuration
+        # ---------------------
+        "tests:vm": False,
+    }
+
+    # The estimator keeps its own copy of the series it has seen (``_series``), so it does not
+    # depend on sktime's ``remember_data`` default, which changes in sktime 1.3.
+    _config = {"remember_data": False}
+
+    def __init__(
+        self,
+        model: str | None = None,
+        strategy: str = "rnn",
+        feedback: str = "truth",
+        memory_words: int = 200,
+        context_tokens: int = 4096,
+        fit_steps: int | None = None,
+        initial_memory: str | None = None,
+        task_description: str | None = None,
+        temperature: float = 0.0,
+        random_state: int | None = None,
+        n_threads: int | None = None,
+        n_gpu_layers: int | str = "auto",
+        progress: bool = False,
+        window: int = 24,
+        n_samples: int = 20,
+        answer: str = "change",
+    ) -> None:
+        self.model = model
+        self.strategy = strategy
+        self.feedback = feedback
+        self.memory_words = memory_words
+        self.context_tokens = context_tokens
+        self.fit_steps = fit_steps
+        self.initial_memory = initial_memory
+        self.task_description = task_description
+        self.temperature = temperature
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.n_gpu_layers = n_gpu_layers
+        self.progress = progress
+        self.window = window
+        self.n_samples = n_samples
+        self.answer = answer
+        super().__init__()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _loop(self) -> Recurrence:
+        """A recurrence on the shared model (cheap: nothing is stored on the estimator)."""
+        _, backend = backend_for(self)
+        return Recurrence(backend, self._task, loop_config(self))
+
+    def _window_before(self, y: pd.Series, position: int) -> np.ndarray:
+        return y.to_numpy(dtype=float)[max(0, position - self.window) : position]
+
+    def _run(self, loop: Recurrence, state: State, y: pd.Series, positions: range, what: str):
+        """Run steps at ``positions`` of ``y``; return the new state and records (uncommitted)."""
+        records: list[StepRecord] = []
+        values = y.to_numpy(dtype=float)
+        with progress_bar(len(positions), self.progress, what) as bar:
+            for t in positions:
+                state, record = loop.step(
+                    state, self._window_before(y, t), np.array([values[t]]), index=y.index[t]
+                )
+                records.append(record)
+                if record.fault:
+                    logger.info("step %d at %s: %s", record.step, record.index, record.fault)
+                bar.update(record.error)
+        return state, records
+
+    def _commit(self, state: State, records: list[StepRecord]) -> None:
+        self._loop_state = state
+        self._records = self._records + records
+        self.memory_ = state.memory if self.strategy == "rnn" else "\n".join(state.entries)
+
+    @staticmethod
+    def _check_values(y: pd.Series) -> None:
+        values = y.to_numpy(dtype=float)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(
+                "y contains inf or NaN values: LLMRNNForecaster needs finite numbers; "
+                "impute or drop them first (e.g. sktime's Imputer)."
+            )
+
+    # -- sktime interface ------------------------------------------------------------------
+    def _fit(self, y: pd.Series, X: pd.DataFrame | None = None, fh=None):
+        check_params(self, {"window": (2, False), "n_samples": (2, False)})
+        if self.answer not in ("change", "value"):
+            raise ValueError(
+                "Invalid value for parameter `answer`: expected 'change' or 'value', "
+                f"got {self.answer!r}."
+            )
+        self._check_values(y)
+        if len(y) < 2:
+            raise ValueError(
+                f"y has {len(y)} value(s): LLMRNNForecaster needs at least 2 to show the model "
+                "a past value and score a prediction."
+            )
+        path, backend = backend_for(self)
+        self.model_path_ = path
+        self._task = ForecastTask.from_series(
+            y.to_numpy(dtype=float),
+            answer=self.answer,
+            description=self.task_description,
+        )
+        self.scale_ = self._task.scale
+        loop = Recurrence(backend, self._task, loop_config(self))
+        start = 1 if self.fit_steps is None else max(1, len(y) - self.fit_steps)
+        state = State(memory=prompts.escape(self.initial_memory or prompts.DEFAULT_MEMORY))
+        self._records: list[StepRecord] = []
+        state, records = self._run(loop, state, y, range(start, len(y)), "fit")
+        self._commit(state, records)
+        self._series = y.copy()  # every point seen so far: the context of the next step
+        return self
+
+    def _horizons(self, fh) -> np.ndarray:
+        relative = fh.to_relative(self.cutoff).to_numpy().astype(int)
+        return relative
+
+    def _predict(self, fh, X: pd.DataFrame | None = None) -> pd.Series:
+        steps = self._horizons(fh)
+        horizon = int(steps.max())
+        observation = self._window_before(self._series, len(self._series))
+        prediction, fault = self._loop().predict(self._loop_state, observation, horizon)
+        if fault:
+            logger.warning("predict: %s", fault)
+        index = fh.to_absolute_index(self.cutoff)
+        return pd.Series(np.asarray(prediction)[steps - 1], index=index, name=self._series.name)
+
+    def _predict_quantiles(self, fh, X: pd.DataFrame | None, alpha: list[float]) -> pd.DataFrame:
+        steps = self._horizons(fh)
+        observation = self._window_before(self._series, len(self._series))
+        samples = self._loop().sample(
+            self._loop_state, observation, int(steps.max()), self.n_samples
+        )
+        quantiles = np.quantile(samples[:, steps - 1], alpha, axis=0).T  # (len(fh), len(alpha))
+        columns = pd.MultiIndex.from_product([self._get_varnames(), alpha])
+        return pd.DataFrame(quantiles, index=fh.to_absolute_index(self.cutoff), columns=columns)
+
+    def update(self, y, X=None, update_params: bool = True):
+        """Update the cutoff and, with ``update_params=True``, run the recurrence on new points.
+
+        Only points newer than the previous cutoff are stepped (sktime's ``evaluate`` passes
+        overlapping windows). If anything fails, the estimator is left exactly as before the
+        call: data, cutoff, memory and trace change together or not at all.
+
+        Parameters
+        ----------
+        y : pd.Series
+            New observations (may overlap the ones already seen).
+        X : ignored
+            Exogenous data is not used.
+        update_params : bool, default=True
+            True: predict, reflect and rewrite the memory on each new point. False: only extend
+            the context (the memory does not change).
+
+        Returns
+        -------
+        self : LLMRNNForecaster
+        """
+        saved = self._cutoff
+        try:
+            return super().update(y, X=X, update_params=update_params)
+        except BaseException:
+            self._cutoff = saved
+            raise
+
+    def _update(self, y: pd.Series, X: pd.DataFrame | None = None, update_params: bool = True):
+        self._check_values(y)
+        seen = self._series
+        new = y[y.index > seen.index[-1]]
+        if new.empty:
+            return self
+        full = pd.concat([seen, new])
+        if update_params:
+            positions = range(len(seen), len(full))
+            state, records = self._run(self._loop(), self._loop_state, full, positions, "update")
+            self._commit(state, records)
+        self._series = full
+        return self
+
+    # -- what it learned -------------------------------------------------------------------
+    def get_trace(self) -> pd.DataFrame:
+        """One row per recurrent step (fit, then updates) with its prediction, error and cost.
+
+        Returns
+        -------
+        pd.DataFrame
+            Columns ``step, index, observation, prediction, truth, error, feedback, memory,
+            prompt_tokens, cached_tokens, generated_tokens, calls, seconds, fault``.
+        """
+        self.check_is_fitted()
+        return trace_frame(self._records)
+
+    @classmethod
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict[str, Any]]:
+        """Parameter sets for sktime's conformance suite (deterministic stand-in backend).
+
+        Each set reaches a different code path: the memory rewrite with truth feedback and the
+        change answer; the append-only history with judged feedback and value answers; and the
+        zero-shot baseline with a bounded number of fit steps.
+        """
+        from .models import STAND_IN
+
+        return [
+            {"model": STAND_IN, "window": 6, "memory_words": 30, "n_samples": 5},
+            {
+                "model": STAND_IN,
+                "strategy": "full_history",
+                "feedback": "judge",
+                "answer": "value",
+                "context_tokens": 512,
+                "n_samples": 4,
+            },
+            {"model": STAND_IN, "strategy": "zero_shot", "fit_steps": 3, "n_samples": 3},
+        ]

@@ -1,0 +1,189 @@
+"""Tasks: how one step of a problem is rendered, parsed, scored and explained.
+
+The recurrence (``recurrence.py``) is the same for every problem; a task supplies the parts that
+depend on what is predicted. :class:`ForecastTask` predicts the next value(s) of a series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from .encoding import NumberFormat, choose_scale
+
+__all__ = ["Task", "ForecastTask"]
+
+
+class Task(Protocol):
+    """What the recurrence needs to know about a problem."""
+
+    #: One sentence that tells the model what it predicts.
+    description: str
+
+    def render_observation(self, observation: Any) -> str:
+        """The observation as prompt text (inside ``<data>`` tags)."""
+        ...
+
+    def summary(self, observation: Any) -> str:
+        """A short rendering of the observation for history entries (model units)."""
+        ...
+
+    def trace_text(self, value: Any) -> str:
+        """An observation, prediction or truth as text for the trace (data units)."""
+        ...
+
+    def question(self, horizon: int) -> str:
+        """The question that follows the observation."""
+        ...
+
+    def grammar(self, horizon: int) -> str | None:
+        """GBNF for the answer, or None."""
+        ...
+
+    def max_tokens(self, horizon: int) -> int:
+        """Token bound for the answer."""
+        ...
+
+    def parse(self, text: str, observation: Any, horizon: int) -> Any:
+        """Read the prediction from the answer; raise ``ParseError`` if it cannot."""
+        ...
+
+    def fallback(self, observation: Any, horizon: int) -> tuple[Any, str]:
+        """The prediction used when the answer cannot be read, and the rule's name."""
+        ...
+
+    def render_prediction(self, prediction: Any) -> str:
+        """The prediction as text (trace, history entries)."""
+        ...
+
+    def error(self, prediction: Any, truth: Any) -> float:
+        """Absolute error (0/1 for a label)."""
+        ...
+
+    def outcome(self, prediction: Any, truth: Any, observation: Any) -> str:
+        """A factual sentence comparing the prediction with the truth."""
+        ...
+
+    def shrink(self, observation: Any) -> Any | None:
+        """The observation with its oldest part dropped, or None when nothing can be dropped."""
+        ...
+
+
+@dataclass(frozen=True)
+class ForecastTask:
+    """Predict the next value(s) of a univariate series from a window of its past.
+
+    The observation is the window of past values (oldest first, data units). Values and changes
+    are written at one common scale, so the model never mixes units.
+
+    Parameters
+    ----------
+    scale : float
+        Numbers are divided by it before they are written (see ``encoding.choose_scale``).
+    answer : {"change", "value"}
+        What the model is asked for. "change": the step-to-step changes from the last value, so
+        that a neutral answer (``+0.0``) reproduces the last-value forecast; "value": the values.
+    description : str
+        The task sentence shown to the model.
+    """
+
+    scale: float = 1.0
+    answer: str = "change"
+    description: str = "Predict the next value of a time series from its recent values."
+
+    @classmethod
+    def from_series(
+        cls, y: np.ndarray, *, answer: str = "change", description: str | None = None
+    ) -> ForecastTask:
+        """Choose the scale from the training series ``y`` (its changes, for "change")."""
+        y = np.asarray(y, dtype=float)
+        if answer == "change":
+            scale = choose_scale(np.diff(y) if y.size > 1 else y, 100.0)
+        else:
+            scale = choose_scale(y, 1000.0)
+        return cls(scale=scale, answer=answer, description=description or cls.description)
+
+    @property
+    def values(self) -> NumberFormat:
+        """Format of values (read by the model; answers when ``answer="value"``)."""
+        return NumberFormat(self.scale, decimals=1, int_digits=4)
+
+    @property
+    def changes(self) -> NumberFormat:
+        """Format of changes (answers when ``answer="change"``)."""
+        return NumberFormat(self.scale, decimals=1, int_digits=3, signed=True)
+
+    @property
+    def _answer_format(self) -> NumberFormat:
+        return self.changes if self.answer == "change" else self.values
+
+    def render_observation(self, observation: np.ndarray) -> str:
+        window = np.asarray(observation, dtype=float)
+        if self.answer == "value":
+            return f"Recent values, oldest first: {self.values.render_many(window)}"
+        changes = np.diff(window)
+        lines = [f"Last value: {self.values.render(window[-1])}"]
+        if changes.size:
+            lines.append(f"Recent changes, oldest first: {self.changes.render_many(changes)}")
+        return "\n".join(lines)
+
+    def summary(self, observation: np.ndarray) -> str:
+        return self.values.render_many(np.asarray(observation, dtype=float)[-12:])
+
+    def trace_text(self, value: Any) -> str:
+        return ", ".join(f"{v:.6g}" for v in np.atleast_1d(np.asarray(value, dtype=float)))
+
+    def question(self, horizon: int) -> str:
+        noun = "change" if self.answer == "change" else "value"
+        if horizon == 1:
+            return f"What is the next {noun}? Answer with one number."
+        return (
+            f"What are the next {horizon} {noun}s, one per step? "
+            f"Answer with {horizon} numbers separated by commas."
+        )
+
+    def grammar(self, horizon: int) -> str:
+        return self._answer_format.grammar(horizon)
+
+    def max_tokens(self, horizon: int) -> int:
+        return self._answer_format.max_tokens(horizon)
+
+    def parse(self, text: str, observation: np.ndarray, horizon: int) -> np.ndarray:
+        numbers = self._answer_format.parse(text, horizon)
+        if self.answer == "value":
+            return numbers
+        return float(np.asarray(observation, dtype=float)[-1]) + np.cumsum(numbers)
+
+    def fallback(self, observation: np.ndarray, horizon: int) -> tuple[np.ndarray, str]:
+        last = float(np.asarray(observation, dtype=float)[-1])
+        return np.full(horizon, last), "used the last value"
+
+    def render_prediction(self, prediction: np.ndarray) -> str:
+        return self.values.render_many(np.atleast_1d(prediction))
+
+    def error(self, prediction: np.ndarray, truth: np.ndarray) -> float:
+        diff = np.atleast_1d(prediction).astype(float) - np.atleast_1d(truth).astype(float)
+        return float(np.mean(np.abs(diff)))
+
+    def outcome(self, prediction: np.ndarray, truth: np.ndarray, observation: np.ndarray) -> str:
+        pred = float(np.atleast_1d(prediction)[0])
+        true = float(np.atleast_1d(truth)[0])
+        last = float(np.asarray(observation, dtype=float)[-1])
+        gap = pred - true
+        side = "too high" if gap > 0 else "too low" if gap < 0 else "exact"
+        fmt = self._answer_format
+        if self.answer == "change":
+            said = f"you predicted a change of {fmt.render(pred - last)}"
+            was = f"the actual change was {fmt.render(true - last)}"
+        else:
+            said = f"you predicted {fmt.render(pred)}"
+            was = f"the actual value was {fmt.render(true)}"
+        if side == "exact":
+            return f"{was}; {said}: exact."
+        return f"{was}; {said}: {side} by {self.changes.render(abs(gap)).lstrip('+')}."
+
+    def shrink(self, observation: np.ndarray) -> np.ndarray | None:
+        window = np.asarray(observation, dtype=float)
+        return window[1:] if window.size > 2 else None
