@@ -120,6 +120,7 @@ class LLMRNNForecaster(BaseForecaster):
         "capability:pred_int": True,  # from n_samples seeded samples
         "capability:pred_int:insample": False,
         "capability:update": True,  # _update runs the three phases on each new point
+        "capability:random_state": True,  # random_state seeds every model call
         "requires-fh-in-fit": False,
         "fit_is_empty": False,
         # testing configuration
@@ -130,6 +131,10 @@ class LLMRNNForecaster(BaseForecaster):
     # The estimator keeps its own copy of the series it has seen (``_series``), so it does not
     # depend on sktime's ``remember_data`` default, which changes in sktime 1.3.
     _config = {"remember_data": False}
+    # What sktime's base class reads when a user turns ``remember_data`` back on after
+    # construction (its __init__ creates these only when the config is on at that time).
+    _y = None
+    _X = None
 
     def __init__(
         self,

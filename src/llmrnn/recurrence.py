@@ -133,6 +133,20 @@ def _dedupe_sentences(text: str) -> tuple[str, int]:
     return (" ".join(kept).strip() if dropped else text), dropped
 
 
+def _looping(text: str) -> bool:
+    """True once the last finished sentence or line repeats an earlier one (a small model's loop).
+
+    Checked after every generated token of a reflection or rewrite, so a loop costs one repeated
+    sentence instead of the whole token budget; the repeat itself is removed afterwards.
+    """
+    parts = re.split(r"(?<=[.!?])\s+|\n+", text)
+    if len(parts) < 3:
+        return False
+    finished = [" ".join(p.lower().split()) for p in parts[:-1]]
+    last = finished[-1]
+    return bool(last) and last in finished[:-1]
+
+
 def _cap_words(text: str, words: int) -> tuple[str, bool]:
     """Cut ``text`` after ``words`` words, keeping its line breaks; say whether it was cut."""
     matches = list(re.finditer(r"\S+", text))
@@ -285,6 +299,7 @@ class Recurrence:
             seed=seed,
             stop=prompts.TEXT_STOP,
             repeat_penalty=_TEXT_REPEAT_PENALTY,
+            halt=_looping,
         )
         return replace(done, text=primer + done.text)
 

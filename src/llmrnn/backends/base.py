@@ -7,7 +7,7 @@ stand-in backend used by the conformance suites runs exactly the same code as ll
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -79,8 +79,13 @@ class Backend(Protocol):
         seed: int = 0,
         stop: Sequence[str] = (),
         repeat_penalty: float = 1.0,
+        halt: Callable[[str], bool] | None = None,
     ) -> Completion:
-        """Continue ``prompt`` with at most ``max_tokens`` tokens."""
+        """Continue ``prompt`` with at most ``max_tokens`` tokens.
+
+        ``halt``, if given, is called with the text generated so far; generation stops as soon as
+        it returns True (used to cut a small model's loops short instead of paying for them).
+        """
         ...
 
 

@@ -15,12 +15,13 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ _CACHE: dict[tuple, _SharedModel] = {}
 _CACHE_LOCK = threading.Lock()
 _LOADS: list[tuple] = []  # every real load, for tests and benchmarks (one entry per load)
 _LOG_CALLBACK: Any = None  # keeps the ctypes callback alive
+_GRAMMARS: dict[str, Any] = {}  # validated and compiled grammars, by text
 
 
 def _llama_cpp():
@@ -62,6 +64,16 @@ def _silence_llama_logs(llama_cpp) -> None:
 
     _LOG_CALLBACK = _callback
     llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free the shared models before interpreter teardown (llama-cpp-python's own ``__del__``
+    fails noisily once its modules are gone)."""
+    with _CACHE_LOCK:
+        for shared in _CACHE.values():
+            shared.llama.close()
+        _CACHE.clear()
 
 
 def gpu_offload_supported() -> bool:
@@ -198,7 +210,6 @@ class LlamaCppBackend:
         self.n_threads = int(n_threads) if n_threads else available_threads()
         self.n_ctx = int(n_ctx)
         self._key = (model_path, self.n_ctx, self.n_gpu_layers, self.n_threads)
-        self._grammars: dict[str, Any] = {}
 
     # The shared model is looked up on every use, never held by pickled state.
     @property
@@ -235,13 +246,14 @@ class LlamaCppBackend:
         with shared.lock:
             return len(self._tokens(text))
 
-    def _grammar(self, text: str):
-        grammar = self._grammars.get(text)
+    @staticmethod
+    def _grammar(text: str):
+        grammar = _GRAMMARS.get(text)
         if grammar is None:
             validate_gbnf(text)
             from llama_cpp import LlamaGrammar
 
-            grammar = self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
+            grammar = _GRAMMARS[text] = LlamaGrammar.from_string(text, verbose=False)
         return grammar
 
     def complete(
@@ -254,6 +266,7 @@ class LlamaCppBackend:
         seed: int = 0,
         stop: Sequence[str] = (),
         repeat_penalty: float = 1.0,
+        halt: Callable[[str], bool] | None = None,
     ) -> Completion:
         """Continue ``prompt``; report evaluated, cached and generated tokens.
 
@@ -279,31 +292,54 @@ class LlamaCppBackend:
                     break
                 cached += 1
             start = time.perf_counter()
+            options = dict(
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_k=40 if temperature > 0 else 1,
+                top_p=0.95,
+                min_p=0.05,
+                repeat_penalty=repeat_penalty,
+                seed=seed,
+                stop=list(stop) or None,
+                grammar=compiled,
+            )
             try:
-                result = llama.create_completion(
-                    tokens,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    top_k=40 if temperature > 0 else 1,
-                    top_p=0.95,
-                    min_p=0.05,
-                    repeat_penalty=repeat_penalty,
-                    seed=seed,
-                    stop=list(stop) or None,
-                    grammar=compiled,
-                )
+                if halt is None:
+                    result = llama.create_completion(tokens, **options)
+                    choice = result["choices"][0]
+                    text, finish = choice["text"], choice.get("finish_reason")
+                    generated = int(result["usage"]["completion_tokens"])
+                else:
+                    text, finish = self._stream(llama, tokens, options, halt)
+                    generated = max(0, llama.n_tokens - len(tokens) + 1)
             except ValueError as exc:
                 raise BackendError(f"llama.cpp rejected the request: {exc}") from exc
             seconds = time.perf_counter() - start
-        choice = result["choices"][0]
         return Completion(
-            text=choice["text"],
+            text=text,
             prompt_tokens=len(tokens) - cached,
             cached_tokens=cached,
-            generated_tokens=int(result["usage"]["completion_tokens"]),
+            generated_tokens=generated,
             seconds=seconds,
-            truncated=choice.get("finish_reason") == "length",
+            truncated=finish == "length",
         )
+
+    @staticmethod
+    def _stream(llama, tokens, options, halt) -> tuple[str, str | None]:
+        """Generate token by token until done or until ``halt(text)`` says stop."""
+        text, finish = "", None
+        stream = llama.create_completion(tokens, stream=True, **options)
+        try:
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                text += choice["text"]
+                finish = choice.get("finish_reason") or finish
+                if halt(text):
+                    finish = "halt"
+                    break
+        finally:
+            stream.close()
+        return text, finish
 
     def __repr__(self) -> str:
         return f"LlamaCppBackend({self.model_path!r}, n_ctx={self.n_ctx})"

@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -72,6 +72,7 @@ class StandInBackend:
         seed: int = 0,
         stop: Sequence[str] = (),
         repeat_penalty: float = 1.0,
+        halt: Callable[[str], bool] | None = None,
     ) -> Completion:
         start = time.perf_counter()
         self.calls += 1

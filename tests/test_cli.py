@@ -1,0 +1,61 @@
+"""The ``llmrnn`` command on the real model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+
+from llmrnn.cli import main, run_demo
+
+
+def test_demo_backtests_rnn_zero_shot_and_naive(tmp_path):
+    result = run_demo(steps=3, fit_steps=2, window=8, out=tmp_path)
+    table = result["table"]
+    assert list(table.index) == [
+        "llmrnn rnn",
+        "llmrnn zero_shot",
+        "naive last",
+        "naive seasonal (sp=12)",
+    ]
+    assert table[["MAE", "MASE", "sMAPE", "seconds"]].notna().all().all()
+    assert table.loc["llmrnn rnn", "generated tok"] > 0
+    trace = pd.read_csv(result["trace"])
+    assert len(trace) == 2 + 2  # fit steps, then an update before each later backtest step
+    assert result["plot"].stat().st_size > 10_000
+    assert result["memory"]
+
+
+def test_cli_demo_prints_table_and_memory(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmrnn.cli",
+            "demo",
+            "--steps",
+            "2",
+            "--fit-steps",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    assert "llmrnn rnn" in out.stdout and "naive last" in out.stdout
+    assert "final memory" in out.stdout and "trace_rnn.csv" in out.stdout
+
+
+def test_cli_models_lists_embedded_model(capsys):
+    assert main(["models"]) == 0
+    printed = capsys.readouterr().out
+    assert "smollm2-135m" in printed and "GPU offload available" in printed
+
+
+def test_cli_bad_model_is_a_message_not_a_traceback(tmp_path, capsys):
+    assert main(["demo", "--steps", "1", "--model", str(tmp_path / "x.gguf")]) == 2
+    assert "does not exist" in capsys.readouterr().err

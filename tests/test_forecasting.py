@@ -1,0 +1,197 @@
+"""LLMRNNForecaster on the real embedded model through llama.cpp (no stand-in here)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sktime.forecasting.model_evaluation import evaluate
+from sktime.performance_metrics.forecasting import MeanAbsoluteError
+from sktime.split import ExpandingWindowSplitter
+
+from llmrnn import LLMRNNForecaster
+from llmrnn.backends.llama_cpp import load_count
+from llmrnn.trace import TRACE_COLUMNS
+
+FH6 = [1, 2, 3, 4, 5, 6]
+
+
+@pytest.fixture(scope="module")
+def y30(airline):
+    return airline[-32:-2]
+
+
+@pytest.fixture(scope="module")
+def fitted(y30):
+    return LLMRNNForecaster(window=12, fit_steps=3, memory_words=60).fit(y30, fh=FH6)
+
+
+def test_fit_runs_the_recurrence_over_fit_steps(fitted, y30):
+    trace = fitted.get_trace()
+    assert list(trace.columns) == TRACE_COLUMNS
+    assert len(trace) == 3
+    assert list(trace["index"]) == list(y30.index[-3:])
+    assert (trace["calls"] == 3).all()  # predict, reflect, rewrite
+    assert trace["feedback"].str.len().gt(0).all()
+    assert np.isfinite(trace["error"]).all()
+    assert fitted.memory_ == trace["memory"].iloc[-1]
+    assert fitted.memory_ != "Nothing learned yet."
+    # The reflect and rewrite calls continue the prediction conversation: most of their prompt
+    # comes from llama.cpp's KV cache.
+    assert (trace["cached_tokens"] > trace["prompt_tokens"]).all()
+    assert fitted.model_path_.endswith(".gguf")
+
+
+def test_predict_six_horizons_indexed_after_cutoff(fitted, y30):
+    y_pred = fitted.predict(fh=FH6)
+    assert len(y_pred) == 6
+    expected = pd.period_range(y30.index[-1] + 1, periods=6, freq=y30.index.freq)
+    assert list(y_pred.index) == list(expected)
+    assert np.isfinite(y_pred.to_numpy()).all()
+    # Absolute horizons give the same values as relative ones.
+    absolute = fitted.predict(fh=pd.PeriodIndex(expected[[1, 4]]))
+    np.testing.assert_allclose(absolute.to_numpy(), y_pred.to_numpy()[[1, 4]])
+
+
+def test_predict_changes_no_attribute(fitted):
+    before = {k: v for k, v in fitted.__dict__.items()}
+    memory, records = fitted.memory_, len(fitted.get_trace())
+    fitted.predict()
+    fitted.predict_interval(coverage=0.8)
+    assert fitted.memory_ == memory and len(fitted.get_trace()) == records
+    assert set(fitted.__dict__) == set(before)
+
+
+def test_interval_and_quantiles_from_samples(fitted):
+    interval = fitted.predict_interval(fh=FH6, coverage=0.9)
+    lower = interval.xs("lower", level=-1, axis=1).to_numpy()
+    upper = interval.xs("upper", level=-1, axis=1).to_numpy()
+    assert interval.shape == (6, 2)
+    assert np.all(lower <= upper) and np.isfinite(lower).all()
+    quantiles = fitted.predict_quantiles(fh=FH6, alpha=[0.1, 0.5, 0.9]).to_numpy()
+    assert np.all(np.diff(quantiles, axis=1) >= 0)
+    assert np.any(upper > lower)  # samples are not all identical
+
+
+def test_update_runs_three_phases_per_new_point(airline, y30):
+    f = LLMRNNForecaster(window=12, fit_steps=2, memory_words=60).fit(y30, fh=[1])
+    memory = f.memory_
+    f.update(airline[-2:])
+    trace = f.get_trace()
+    assert len(trace) == 4
+    new = trace.iloc[-2:]
+    assert list(new["index"]) == list(airline.index[-2:])
+    assert new["feedback"].str.len().gt(0).all()
+    assert f.memory_ != memory
+    assert f.cutoff[0] == airline.index[-1]
+
+
+def test_update_steps_only_points_newer_than_cutoff(airline, y30):
+    f = LLMRNNForecaster(window=12, fit_steps=1, memory_words=40).fit(y30)
+    f.update(airline[-12:])  # overlaps y30 by 10 points: only 2 are new
+    assert len(f.get_trace()) == 3
+
+
+def test_update_without_params_only_extends_context(airline, y30):
+    f = LLMRNNForecaster(window=12, fit_steps=1, memory_words=40).fit(y30, fh=[1])
+    memory, before = f.memory_, f.predict()
+    f.update(airline[-2:], update_params=False)
+    assert f.memory_ == memory and len(f.get_trace()) == 1
+    after = f.predict()
+    assert after.index[0] == airline.index[-1] + 1
+    assert before.index[0] != after.index[0]
+
+
+def test_pickle_round_trip_predicts_identically(fitted):
+    clone = pickle.loads(pickle.dumps(fitted))
+    assert clone.memory_ == fitted.memory_
+    pd.testing.assert_series_equal(clone.predict(fh=FH6), fitted.predict(fh=FH6))
+
+
+def test_same_data_and_params_same_memory_and_forecast(y30, fitted):
+    again = LLMRNNForecaster(window=12, fit_steps=3, memory_words=60).fit(y30, fh=FH6)
+    assert again.memory_ == fitted.memory_
+    pd.testing.assert_series_equal(again.predict(fh=FH6), fitted.predict(fh=FH6))
+
+
+def test_model_loaded_once_for_many_estimators(y30, fitted, default_model_path):
+    loads = load_count(default_model_path)
+    for _ in range(3):
+        fitted.clone().fit(y30[-6:], fh=[1]).predict()
+    assert load_count(default_model_path) == loads
+
+
+def test_evaluate_update_strategy_gives_finite_errors(airline):
+    y = airline[-30:]
+    cv = ExpandingWindowSplitter(initial_window=26, step_length=1, fh=[1])
+    f = LLMRNNForecaster(window=12, fit_steps=1, memory_words=40)
+    result = evaluate(f, cv, y, strategy="update", scoring=MeanAbsoluteError())
+    assert len(result) == 4
+    assert np.isfinite(result["test_MeanAbsoluteError"]).all()
+
+
+@pytest.mark.parametrize(
+    ("params", "calls"),
+    [
+        ({"strategy": "zero_shot"}, 1),
+        ({"strategy": "full_history"}, 1),
+        ({"strategy": "memprompt"}, 2),
+        ({"strategy": "rnn", "feedback": "judge"}, 3),
+        ({"strategy": "rnn", "answer": "value"}, 3),
+    ],
+)
+def test_every_strategy_runs_on_the_real_model(y30, params, calls):
+    f = LLMRNNForecaster(window=8, fit_steps=2, memory_words=40, **params).fit(y30, fh=[1, 2])
+    trace = f.get_trace()
+    assert (trace["calls"] == calls).all()
+    assert np.isfinite(f.predict().to_numpy()).all()
+    if params["strategy"] in ("memprompt", "full_history"):
+        assert f.memory_.count("\n") == 1  # two entries, one per step
+    if params.get("feedback") == "judge":
+        assert "actual change was" not in " ".join(trace["feedback"])  # no truth shown
+
+
+def test_full_history_drops_oldest_entries_to_fit_the_budget(airline):
+    f = LLMRNNForecaster(strategy="full_history", window=6, fit_steps=40, context_tokens=700)
+    f.fit(airline[-50:])
+    entries = f.memory_.splitlines()
+    assert 0 < len(entries) < 40
+    assert entries[-1].endswith("actual: " + f.get_trace()["truth"].iloc[-1].split(",")[0]) or (
+        "actual:" in entries[-1]
+    )
+
+
+def test_exogenous_x_is_declared_unsupported_and_ignored(y30):
+    assert LLMRNNForecaster.get_class_tag("capability:exogenous") is False
+    X = pd.DataFrame({"x": np.arange(len(y30), dtype=float)}, index=y30.index)
+    f = LLMRNNForecaster(window=8, fit_steps=1, memory_words=40, strategy="zero_shot")
+    f.fit(y30, X=X, fh=[1])
+    assert np.isfinite(f.predict(X=X.iloc[-1:]).to_numpy()).all()
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"strategy": "fancy"}, "`strategy`"),
+        ({"feedback": "oracle"}, "`feedback`"),
+        ({"memory_words": 0}, "`memory_words`"),
+        ({"window": 1}, "`window`"),
+        ({"temperature": -1}, "`temperature`"),
+        ({"n_gpu_layers": "all"}, "`n_gpu_layers`"),
+        ({"answer": "ratio"}, "`answer`"),
+        ({"fit_steps": -2}, "`fit_steps`"),
+    ],
+)
+def test_invalid_parameters_fail_in_fit_naming_the_parameter(y30, params, match):
+    f = LLMRNNForecaster(**params)  # __init__ only stores
+    with pytest.raises(ValueError, match=match):
+        f.fit(y30)
+
+
+def test_infinite_values_rejected_with_advice(y30):
+    bad = y30.copy()
+    bad.iloc[5] = np.inf
+    with pytest.raises(ValueError, match="inf or NaN"):
+        LLMRNNForecaster(fit_steps=1).fit(bad)

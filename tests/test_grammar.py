@@ -1,0 +1,42 @@
+"""Grammars are validated before llama.cpp sees them (a bad one would crash the process)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmrnn.backends.llama_cpp import LlamaCppBackend
+from llmrnn.grammar import GrammarError, choice_grammar, numbers_grammar, validate_gbnf
+
+
+@pytest.mark.parametrize(
+    ("grammar", "message"),
+    [
+        ("num ::= [0-9]", "no 'root'"),
+        ('root ::= "abc', "Unterminated string"),
+        ("root ::= [0-9", "Unterminated or empty character class"),
+        ("root ::= (num", "Unbalanced"),
+        ("root ::= num)", "Unbalanced"),
+        ("root ::= num", "undefined rules"),
+        ("root = num", "Not a GBNF rule"),
+        ("root ::= ", "empty body"),
+        ("root ::= [0-9]{2,x}", "Malformed repetition"),
+    ],
+)
+def test_invalid_grammars_raise(grammar, message):
+    with pytest.raises(GrammarError, match=message):
+        validate_gbnf(grammar)
+
+
+def test_builders_produce_valid_grammars():
+    assert 'root ::= num ", " num' in numbers_grammar(2, 3, 1)
+    assert "[-+]" in numbers_grammar(1, 3, 1, signed=True)
+    assert validate_gbnf(choice_grammar(["up", 'say "hi"\n']))
+
+
+def test_real_backend_rejects_bad_grammar_without_crashing(default_model_path):
+    backend = LlamaCppBackend(default_model_path, n_ctx=512)
+    with pytest.raises(GrammarError):
+        backend.complete("Count: 1, 2,", max_tokens=4, grammar="root ::= [0-9")
+    # The process and the model are still fine.
+    ok = backend.complete("Count: 1, 2,", max_tokens=4, grammar=numbers_grammar(1, 2, 0))
+    assert ok.text.strip().lstrip("-").isdigit()
