@@ -1,4 +1,4 @@
-"""sktime's conformance suite for LLMRNNForecaster.
+"""sktime's conformance suite for LLMRNNForecaster, scikit-learn's for LLMRNNClassifier.
 
 The suite makes ~700 fits and ~2,000 predictions, so it runs on the deterministic stand-in
 backend (``get_test_params``), which goes through the real prompt, grammar, parsing and memory
@@ -9,9 +9,11 @@ No test is excluded.
 from __future__ import annotations
 
 import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from sktime.utils.estimator_checks import check_estimator
 
-from llmrnn import LLMRNNForecaster
+from llmrnn import LLMRNNClassifier, LLMRNNForecaster
+from llmrnn.models import STAND_IN
 
 EXCLUDED: dict[str, str] = {}
 
@@ -31,3 +33,14 @@ def test_at_least_two_parameter_sets_reaching_different_paths():
     params = LLMRNNForecaster.get_test_params()
     assert len(params) >= 2
     assert len({p.get("strategy", "rnn") for p in params}) >= 2
+
+
+# scikit-learn's checks for LLMRNNClassifier, on the same stand-in backend. No check is
+# expected to fail; check_array_api_input is skipped by scikit-learn itself unless
+# SCIPY_ARRAY_API is set.
+
+
+@pytest.mark.conformance
+@parametrize_with_checks([LLMRNNClassifier(model=STAND_IN, memory_words=30)])
+def test_sklearn_check_estimator(estimator, check):
+    check(estimator)

@@ -176,7 +176,8 @@ class Recurrence:
 
     # -- prompt assembly -------------------------------------------------------------------
     def _system(self, memory: str, entries: tuple[str, ...]) -> str:
-        text = prompts.SYSTEM.format(task=prompts.escape(self.task.description))
+        words = self.task.words
+        text = prompts.SYSTEM.format(role=words["role"], task=prompts.escape(self.task.description))
         strategy = self.config.strategy
         if strategy == "rnn":
             text += prompts.MEMORY_BLOCK.format(memory=memory)
@@ -191,7 +192,9 @@ class Recurrence:
         if horizon not in self._reserve_cache:
             reserve = self.task.max_tokens(horizon) + _TURN_OVERHEAD
             if self.config.strategy != "zero_shot":
-                reflect = prompts.REFLECT_TRUTH + prompts.REFLECT_JUDGE
+                words = self.task.words
+                reflect = prompts.REFLECT_TRUTH.format(outcome="", **words)
+                reflect += prompts.REFLECT_JUDGE.format(**words)
                 reserve += self.config.feedback_tokens + _TURN_OVERHEAD * 2
                 reserve += self.backend.count_tokens(reflect)
             if self.config.strategy == "rnn":
@@ -246,6 +249,9 @@ class Recurrence:
     def _answer(
         self, prompt: str, observation: Any, horizon: int, *, temperature: float, seed: int
     ) -> tuple[Any, Completion, str]:
+        if self.task.choices is not None:
+            logprobs, completion = self.backend.score(prompt, self.task.choices)
+            return int(np.argmax(logprobs)), completion, ""
         completion = self.backend.complete(
             prompt,
             max_tokens=self.task.max_tokens(horizon),
@@ -276,6 +282,16 @@ class Recurrence:
             seed=self.config.seed + state.steps,
         )
         return prediction, fault
+
+    def probabilities(self, state: State, observation: Any) -> np.ndarray:
+        """Probability of each of the task's choices, scored from the model's logits.
+
+        The prompt is evaluated once; each choice then costs only its own tokens.
+        """
+        msgs, _, _ = self.messages(state, observation, 1)
+        logprobs, _ = self.backend.score(self.backend.render(msgs), self.task.choices)
+        weights = np.exp(logprobs - np.max(logprobs))
+        return weights / weights.sum()
 
     def sample(self, state: State, observation: Any, horizon: int, n: int) -> np.ndarray:
         """Draw ``n`` seeded samples of the prediction; the prompt is evaluated once."""
@@ -343,12 +359,14 @@ class Recurrence:
             cfg.strategy == "full_history" and cfg.feedback == "judge"
         )
         if needs_reflection:
+            words = self.task.words
             if cfg.feedback == "truth":
-                ask = prompts.REFLECT_TRUTH.format(outcome=outcome)
+                ask = prompts.REFLECT_TRUTH.format(outcome=outcome, **words)
             else:
-                ask = prompts.REFLECT_JUDGE
+                ask = prompts.REFLECT_JUDGE.format(**words)
             msgs = msgs + [Message("assistant", answer.text), Message("user", ask)]
-            reflection = self._text(msgs, prompts.REFLECT_PRIMER, cfg.feedback_tokens, seed)
+            primer = prompts.REFLECT_PRIMER.format(**words)
+            reflection = self._text(msgs, primer, cfg.feedback_tokens, seed)
             calls.append(reflection)
             note = _clean(reflection.text.removeprefix(prompts.REFLECT_LABEL))
             if not note:
@@ -359,7 +377,8 @@ class Recurrence:
                     Message("assistant", reflection.text),
                     Message("user", prompts.REWRITE.format(words=cfg.memory_words)),
                 ]
-                rewrite = self._text(msgs, prompts.REWRITE_PRIMER, cfg.memory_tokens, seed)
+                primer = prompts.REWRITE_PRIMER.format(**words)
+                rewrite = self._text(msgs, primer, cfg.memory_tokens, seed)
                 calls.append(rewrite)
                 new_memory, repeats = _dedupe_sentences(_clean(rewrite.text))
                 if repeats:
@@ -390,7 +409,7 @@ class Recurrence:
         record = StepRecord(
             step=state.steps,
             index=index,
-            observation=self.task.trace_text(observation),
+            observation=self.task.trace_observation(observation),
             prediction=self.task.trace_text(prediction),
             truth=self.task.trace_text(truth) if truth is not None else "",
             error=self.task.error(prediction, truth) if truth is not None else float("nan"),

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .encoding import NumberFormat, choose_scale
+from .encoding import NumberFormat, ParseError, choose_scale
 
-__all__ = ["Task", "ForecastTask"]
+__all__ = ["Task", "ForecastTask", "LabelTask"]
 
 
 class Task(Protocol):
@@ -21,6 +21,14 @@ class Task(Protocol):
 
     #: One sentence that tells the model what it predicts.
     description: str
+
+    #: Labels the answer is chosen from (scored from the model's logits), or None for free answers.
+    choices: tuple[str, ...] | None
+
+    @property
+    def words(self) -> dict[str, str]:
+        """Task words for the prompts: role, subject, Subject, aspects, criteria, truth."""
+        ...
 
     def render_observation(self, observation: Any) -> str:
         """The observation as prompt text (inside ``<data>`` tags)."""
@@ -30,8 +38,12 @@ class Task(Protocol):
         """A short rendering of the observation for history entries (model units)."""
         ...
 
+    def trace_observation(self, observation: Any) -> str:
+        """The observation as text for the trace (data units)."""
+        ...
+
     def trace_text(self, value: Any) -> str:
-        """An observation, prediction or truth as text for the trace (data units)."""
+        """A prediction or truth as text for the trace (data units)."""
         ...
 
     def question(self, horizon: int) -> str:
@@ -92,6 +104,18 @@ class ForecastTask:
     scale: float = 1.0
     answer: str = "change"
     description: str = "Predict the next value of a time series from its recent values."
+    choices = None
+    words = {
+        "role": "forecaster",
+        "subject": "the series",
+        "Subject": "The series",
+        "aspects": "direction, size of the changes, repeating patterns",
+        "criteria": (
+            "it follows the recent direction; it respects any repeating pattern; its size is "
+            "like the recent changes; it agrees with your memory"
+        ),
+        "truth": "actual value",
+    }
 
     @classmethod
     def from_series(
@@ -134,6 +158,8 @@ class ForecastTask:
 
     def trace_text(self, value: Any) -> str:
         return ", ".join(f"{v:.6g}" for v in np.atleast_1d(np.asarray(value, dtype=float)))
+
+    trace_observation = trace_text
 
     def question(self, horizon: int) -> str:
         noun = "change" if self.answer == "change" else "value"
@@ -187,3 +213,121 @@ class ForecastTask:
     def shrink(self, observation: np.ndarray) -> np.ndarray | None:
         window = np.asarray(observation, dtype=float)
         return window[1:] if window.size > 2 else None
+
+
+def _cell(value: Any, limit: int = 1000) -> str:
+    """One feature value as a single line of text (newlines folded, very long text cut)."""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}"
+    text = " / ".join(str(value).splitlines()) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[:limit] + " [cut]"
+
+
+@dataclass(frozen=True)
+class LabelTask:
+    """Predict the label of each new row from its feature values.
+
+    The observation is one row (a sequence of feature values); predictions and truths are label
+    positions in ``labels``. The answer is never generated: every label is scored as a
+    continuation of the prompt from the model's logits.
+
+    Parameters
+    ----------
+    labels : tuple of str
+        The label texts, one per class, all distinct.
+    feature_names : tuple of str
+        Names of the features, in column order.
+    description : str
+        The task sentence shown to the model (label descriptions included).
+    fallback_label : int
+        Label used when no answer can be had (the most frequent training label).
+    """
+
+    labels: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    description: str = "Predict the label of each new row of data from its feature values."
+    fallback_label: int = 0
+    words = {
+        "role": "classifier",
+        "subject": "the data",
+        "Subject": "The data",
+        "aspects": "which feature values go with which label, how labels follow each other",
+        "criteria": (
+            "it fits the feature values; it agrees with the labels of similar past rows; it "
+            "agrees with your memory"
+        ),
+        "truth": "true label",
+    }
+
+    @classmethod
+    def build(
+        cls,
+        classes: np.ndarray,
+        feature_names: list[str],
+        *,
+        description: str | None = None,
+        label_descriptions: dict | None = None,
+        fallback_label: int = 0,
+    ) -> LabelTask:
+        """Render the classes as label texts and compose the task sentence."""
+        labels = tuple(" ".join(str(c).split()) for c in classes)
+        if len(set(labels)) != len(labels) or not all(labels):
+            raise ValueError(
+                f"Class labels {list(classes)!r} are not distinct (or empty) once written as "
+                "text: rename them so that str(label) differs for every class."
+            )
+        text = description or cls.description
+        text += " Labels: " + ", ".join(labels) + "."
+        for label, name in zip(classes, labels):
+            if label_descriptions and label in label_descriptions:
+                text += f"\n- {name}: {_cell(label_descriptions[label], 300)}"
+        return cls(labels, tuple(str(n) for n in feature_names), text, fallback_label)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return self.labels
+
+    def render_observation(self, observation) -> str:
+        return "\n".join(f"{n}: {_cell(v)}" for n, v in zip(self.feature_names, observation))
+
+    def summary(self, observation) -> str:
+        return "; ".join(f"{n}={_cell(v, 80)}" for n, v in zip(self.feature_names, observation))
+
+    trace_observation = summary
+
+    def trace_text(self, value: Any) -> str:
+        return self.labels[int(value)]
+
+    def question(self, horizon: int) -> str:
+        return "Which label fits this row? Answer with one of: " + ", ".join(self.labels) + "."
+
+    def grammar(self, horizon: int) -> None:
+        return None
+
+    def max_tokens(self, horizon: int) -> int:
+        return 8
+
+    def parse(self, text: str, observation, horizon: int) -> int:
+        answer = " ".join(text.split())
+        if answer in self.labels:
+            return self.labels.index(answer)
+        raise ParseError(f"{text[:80]!r} is not one of the labels")
+
+    def fallback(self, observation, horizon: int) -> tuple[int, str]:
+        return self.fallback_label, "used the most frequent training label"
+
+    def render_prediction(self, prediction: int) -> str:
+        return self.labels[int(prediction)]
+
+    def error(self, prediction: int, truth: int) -> float:
+        return float(int(prediction) != int(truth))
+
+    def outcome(self, prediction: int, truth: int, observation) -> str:
+        verdict = "correct" if int(prediction) == int(truth) else "wrong"
+        return (
+            f"the true label was {self.labels[int(truth)]}; you predicted "
+            f"{self.labels[int(prediction)]}: {verdict}."
+        )
+
+    def shrink(self, observation) -> None:
+        return None

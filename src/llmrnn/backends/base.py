@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Message", "Completion", "Backend", "BackendError", "render_plain"]
+__all__ = ["Message", "Completion", "Backend", "BackendError", "log_softmax", "render_plain"]
 
 
 class BackendError(RuntimeError):
@@ -87,6 +87,24 @@ class Backend(Protocol):
         it returns True (used to cut a small model's loops short instead of paying for them).
         """
         ...
+
+    def score(self, prompt: str, options: Sequence[str]) -> tuple[Any, Completion]:
+        """Log-probability of each option as the complete answer to ``prompt``.
+
+        The prompt is evaluated once; each option costs only its own tokens (and an end-of-answer
+        token, so that an option that is a prefix of another is not favoured). Returns the
+        log-probabilities and a :class:`Completion` whose text is the best option.
+        """
+        ...
+
+
+def log_softmax(logits: Any) -> Any:
+    """Log-probabilities from one row of logits (numerically stable)."""
+    import numpy as np
+
+    row = np.asarray(logits, dtype=np.float64)
+    shifted = row - row.max()
+    return shifted - np.log(np.exp(shifted).sum())
 
 
 def render_plain(messages: Sequence[Message]) -> str:

@@ -25,8 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..grammar import validate_gbnf
-from .base import BackendError, Completion, Message, render_plain
+from .base import BackendError, Completion, Message, log_softmax, render_plain
 
 __all__ = ["LlamaCppBackend", "gpu_offload_supported", "load_count", "system_info"]
 
@@ -92,11 +94,21 @@ def load_count(model_path: str | None = None) -> int:
 
 
 def available_threads() -> int:
-    """Cores this process may run on (not llama-cpp-python's default of half the CPU count)."""
+    """Cores this process may run on (not llama-cpp-python's default of half the CPU count).
+
+    ``OMP_NUM_THREADS``, when set, caps it: joblib's loky workers set it to their share of the
+    cores, so a grid search with ``n_jobs=2`` on 2 cores runs one thread per worker instead of
+    two workers spinning two OpenMP threads each (measured 10x slower, FACTS.md).
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    try:
+        cap = int(os.environ.get("OMP_NUM_THREADS", "0"))
+    except ValueError:
+        cap = 0
+    return min(cores, cap) if cap > 0 else cores
 
 
 @dataclass
@@ -323,6 +335,82 @@ class LlamaCppBackend:
             seconds=seconds,
             truncated=finish == "length",
         )
+
+    def score(self, prompt: str, options: Sequence[str]) -> tuple[np.ndarray, Completion]:
+        """Log-probability of each option as the whole answer, from the model's own logits.
+
+        The prompt is evaluated once (after the prefix the KV cache already holds); each option
+        then costs one single-token evaluation per token after its first, plus one for the
+        end-of-answer token. The KV cache is left holding the prompt, so the next call of the
+        step (the reflection) reuses it.
+        """
+        if not options:
+            raise ValueError("score needs at least one option")
+        shared = self._shared
+        with shared.lock:
+            llama = shared.llama
+            tokens = self._tokens(prompt)
+            ends = [llama.token_eos()] if shared.formatter is not None else self._plain_end(llama)
+            encoded = [
+                llama.tokenize(option.encode("utf-8"), add_bos=False, special=False) + ends
+                for option in options
+            ]
+            if len(tokens) + max(map(len, encoded)) >= self.n_ctx:
+                raise BackendError(
+                    f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}: "
+                    "raise context_tokens, or shorten the features or memory_words."
+                )
+            start = time.perf_counter()
+            previous = llama.input_ids[: llama.n_tokens].tolist()
+            cached = 0
+            for a, b in zip(previous, tokens[:-1]):
+                if a != b:
+                    break
+                cached += 1
+            llama.n_tokens = cached
+            llama.eval(tokens[cached:])
+            base = llama.n_tokens
+            first = log_softmax(self._last_logits(llama))
+            evaluated = len(tokens) - cached
+            scores = []
+            for option in encoded:
+                scores.append(first[option[0]] + self._continuation(llama, base, option))
+                evaluated += len(option) - 1
+            llama._ctx.kv_cache_seq_rm(-1, base, -1)
+            llama.n_tokens = base
+            logprobs = np.array(scores)
+            seconds = time.perf_counter() - start
+        return logprobs, Completion(
+            text=options[int(np.argmax(logprobs))],
+            prompt_tokens=evaluated,
+            cached_tokens=cached,
+            generated_tokens=0,
+            seconds=seconds,
+        )
+
+    @staticmethod
+    def _continuation(llama, base: int, option: list[int]) -> float:
+        """Sum of log P(option[i] | prompt, option[:i]) for i >= 1, in one batched decode."""
+        if len(option) < 2:
+            return 0.0
+        inputs = option[:-1]
+        llama._ctx.kv_cache_seq_rm(-1, base, -1)
+        llama._batch.set_batch(batch=inputs, n_past=base, logits_all=True)
+        llama._ctx.decode(llama._batch)
+        total = 0.0
+        for i, token in enumerate(option[1:]):
+            row = np.ctypeslib.as_array(llama._ctx.get_logits_ith(i), shape=(llama.n_vocab(),))
+            total += log_softmax(row)[token]
+        return total
+
+    @staticmethod
+    def _plain_end(llama) -> list[int]:
+        return llama.tokenize(b"\n", add_bos=False, special=False)[-1:]
+
+    @staticmethod
+    def _last_logits(llama) -> np.ndarray:
+        pointer = llama._ctx.get_logits_ith(-1)
+        return np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),))
 
     @staticmethod
     def _stream(llama, tokens, options, halt) -> tuple[str, str | None]:

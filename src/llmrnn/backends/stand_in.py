@@ -18,6 +18,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -61,6 +62,17 @@ class StandInBackend:
         spread = max(abs(base) * 0.05, 1.0) if temperature > 0 else 0.0
         values = base + rng.normal(0.0, 1.0, count) * spread
         return ", ".join(f"{v:+.1f}" if signed else f"{v:.1f}" for v in values)
+
+    def score(self, prompt: str, options: Sequence[str]) -> tuple[np.ndarray, Completion]:
+        """Deterministic pseudo log-probabilities from a hash of the prompt and each option."""
+        start = time.perf_counter()
+        logits = np.array([(_digest(prompt + "\x00" + o) % 1000) / 250.0 for o in options])
+        logprobs = logits - np.log(np.exp(logits).sum())
+        done = self.complete(prompt, max_tokens=1)  # cache accounting, as for a generation
+        best = options[int(np.argmax(logprobs))]
+        return logprobs, replace(
+            done, text=best, generated_tokens=0, seconds=time.perf_counter() - start
+        )
 
     def complete(
         self,

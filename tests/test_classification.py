@@ -1,0 +1,153 @@
+"""LLMRNNClassifier on the real embedded model through llama.cpp (no stand-in here)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from llmrnn import LLMRNNClassifier
+from llmrnn.backends.llama_cpp import load_count
+from llmrnn.datasets import updown_task
+from llmrnn.tasks import LabelTask
+from llmrnn.trace import TRACE_COLUMNS
+
+SMALL = {"memory_words": 40}
+
+
+@pytest.fixture(scope="module")
+def updown(airline):
+    """Will airline passengers go up or down next month, from the last three changes?"""
+    X, y = updown_task(airline)
+    return X.iloc[-40:].reset_index(drop=True), y[-40:]
+
+
+@pytest.fixture(scope="module")
+def fitted(updown):
+    X, y = updown
+    return LLMRNNClassifier(fit_steps=4, **SMALL).fit(X[:20], y[:20])
+
+
+def test_fit_runs_recurrence_on_last_rows(fitted):
+    trace = fitted.get_trace()
+    assert list(trace.columns) == TRACE_COLUMNS
+    assert len(trace) == 4
+    assert set(trace["error"]) <= {0.0, 1.0}
+    assert set(trace["prediction"]) <= {"down", "up"}
+    assert trace["feedback"].str.contains("the true label was").all()
+    assert fitted.memory_ == trace["memory"].iloc[-1] != "Nothing learned yet."
+    assert list(fitted.classes_) == ["down", "up"]
+    assert fitted.n_features_in_ == 4
+    assert list(fitted.feature_names_in_) == ["change_1", "change_2", "change_3", "month"]
+
+
+def test_predict_proba_rows_sum_to_one_and_predict_is_argmax(fitted, updown):
+    X, _ = updown
+    memory = fitted.memory_
+    proba = fitted.predict_proba(X[20:26])
+    assert proba.shape == (6, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert np.all((proba > 0) & (proba < 1))
+    np.testing.assert_array_equal(fitted.predict(X[20:26]), fitted.classes_[proba.argmax(axis=1)])
+    assert fitted.memory_ == memory and len(fitted.get_trace()) == 4
+
+
+def test_partial_fit_changes_memory_and_adds_trace_rows(updown):
+    X, y = updown
+    clf = LLMRNNClassifier(**SMALL).partial_fit(X[:2], y[:2], classes=["down", "up"])
+    memory = clf.memory_
+    clf.partial_fit(X[2:4], y[2:4])
+    assert len(clf.get_trace()) == 4
+    assert clf.memory_ != memory
+    rate = clf.error_correction_rate_
+    assert np.isnan(rate) or 0.0 <= rate <= 1.0
+    clf.update(X[4:5], y[4:5])  # the shared name of the recurrent update
+    assert len(clf.get_trace()) == 5
+
+
+def test_partial_fit_errors(updown):
+    X, y = updown
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        LLMRNNClassifier(**SMALL).partial_fit(X[:2], y[:2])
+    clf = LLMRNNClassifier(strategy="zero_shot").partial_fit(X[:1], y[:1], classes=["down", "up"])
+    with pytest.raises(ValueError, match=r"labels not in classes_.*'flat'"):
+        clf.partial_fit(X[1:2], ["flat"])
+    with pytest.raises(ValueError, match="missing:\n- month"):
+        clf.partial_fit(X.iloc[1:2, :3], y[1:2])
+    arr = X.to_numpy()
+    numeric = LLMRNNClassifier(strategy="zero_shot").fit(arr[:1], y[:1])
+    with pytest.raises(ValueError, match="X has 3 features, but LLMRNNClassifier is expecting 4"):
+        numeric.partial_fit(arr[1:2, :3], y[1:2])
+    with pytest.raises(ValueError, match="y is required with feedback='truth'"):
+        clf.partial_fit(X[1:2])
+
+
+def test_open_ended_mode_with_judge_and_no_labels(updown):
+    X, y = updown
+    clf = LLMRNNClassifier(feedback="judge", **SMALL).fit(X[:1], y[:1])
+    clf.partial_fit(X[1:3])
+    trace = clf.get_trace()
+    assert len(trace) == 3
+    assert trace["truth"].iloc[1:].eq("").all() and trace["error"].iloc[1:].isna().all()
+    assert trace["feedback"].iloc[1:].str.len().gt(0).all()
+
+
+def test_text_column_and_numpy_input():
+    notes = pd.DataFrame({"note": ["fever and cough\nfor 3 days", "broken arm after a fall"]})
+    clf = LLMRNNClassifier(strategy="zero_shot").fit(notes, ["flu", "fracture"])
+    assert clf.get_trace()["observation"].iloc[0] == "note=fever and cough / for 3 days"
+    assert clf.predict_proba(notes).shape == (2, 2)
+    arr = LLMRNNClassifier(strategy="zero_shot").fit(np.array([[1.5, 2.0]]), [7])
+    assert arr.get_trace()["observation"].iloc[0] == "x0=1.5; x1=2"
+    assert arr.predict(np.array([[0.0, 0.0]]))[0] == 7
+
+
+def test_label_descriptions_reach_the_task_text():
+    task = LabelTask.build(np.array(["A", "B"]), ["x0"], label_descriptions={"A": "the price rose"})
+    assert "- A: the price rose" in task.description
+    with pytest.raises(ValueError, match="not distinct"):
+        LabelTask.build(np.array([1, "1"], dtype=object), ["x0"])
+
+
+def test_pipeline_with_preprocessing(updown):
+    X, y = updown
+    pipe = make_pipeline(StandardScaler(), LLMRNNClassifier(strategy="zero_shot"))
+    pipe.fit(X[:10], y[:10])
+    assert pipe.predict(X[10:13]).shape == (3,)
+    assert 0.0 <= pipe.score(X[10:16], y[10:16]) <= 1.0
+
+
+def test_clone_and_pickle_predict_identically(fitted, updown):
+    X, _ = updown
+    expected = fitted.predict_proba(X[20:23])
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_allclose(restored.predict_proba(X[20:23]), expected)
+    refit = clone(fitted).fit(X[:20], updown[1][:20])
+    np.testing.assert_allclose(refit.predict_proba(X[20:23]), expected)
+
+
+def _grid(n_jobs: int) -> GridSearchCV:
+    return GridSearchCV(
+        LLMRNNClassifier(fit_steps=2, **SMALL),
+        {"strategy": ["rnn", "zero_shot"], "memory_words": [30, 60]},
+        cv=TimeSeriesSplit(n_splits=2, test_size=4),
+        n_jobs=n_jobs,
+    )
+
+
+def test_grid_search_serial_and_two_workers_agree(updown, default_model_path):
+    X, y = updown
+    loads = load_count(default_model_path)
+    serial = _grid(1).fit(X[:16], y[:16])
+    assert load_count(default_model_path) == loads  # 8 fits, 0 new loads in this process
+    parallel = _grid(2).fit(X[:16], y[:16])
+    np.testing.assert_allclose(
+        serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"]
+    )
+    assert serial.best_params_ == parallel.best_params_
