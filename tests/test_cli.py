@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from llmrnn.cli import main, run_demo
 
@@ -59,3 +60,33 @@ def test_cli_models_lists_embedded_model(capsys):
 def test_cli_bad_model_is_a_message_not_a_traceback(tmp_path, capsys):
     assert main(["demo", "--steps", "1", "--model", str(tmp_path / "x.gguf")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_backtest_dataset_name(tmp_path, capsys):
+    args = ["backtest", "lynx", "--steps", "2", "--fit-steps", "1", "--window", "6"]
+    assert main([*args, "--strategy", "zero_shot", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "llmrnn zero_shot" in printed and "naive seasonal (sp=10)" in printed
+    assert (tmp_path / "trace_zero_shot.csv").exists()
+
+
+def test_backtest_csv_file_with_horizon(tmp_path, capsys, airline):
+    csv = tmp_path / "sales.csv"
+    frame = pd.DataFrame({"month": airline.index.to_timestamp(), "sales": airline.to_numpy()})
+    frame.iloc[-30:].to_csv(csv, index=False)
+    args = ["backtest", str(csv), "--steps", "2", "--horizon", "2", "--fit-steps", "1"]
+    assert main([*args, "--strategy", "zero_shot", "--out", str(tmp_path)]) == 0
+    assert "MASE" in capsys.readouterr().out
+
+
+def test_backtest_argument_errors_give_usage_not_tracebacks(tmp_path, capsys):
+    with pytest.raises(SystemExit) as missing:
+        main(["backtest"])
+    assert missing.value.code == 2 and "usage:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["backtest", "lynx", "--steps", "0"])
+    assert "positive integer" in capsys.readouterr().err
+    assert main(["backtest", "no-such-dataset"]) == 2
+    assert "neither a dataset" in capsys.readouterr().err
+    assert main(["backtest", "lynx", "--steps", "500"]) == 2
+    assert "too few" in capsys.readouterr().err

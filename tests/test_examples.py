@@ -20,3 +20,14 @@ def test_quickstart_runs_and_prints_memory_and_trace():
     assert "1960-11" in out.stdout  # first forecast after the training data
     assert "lower" in out.stdout and "upper" in out.stdout
     assert "cached_tokens" in out.stdout
+
+
+def test_classification_example_runs():
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "classify_updown.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    assert "accuracy on the next 6 months" in out.stdout and "memory:" in out.stdout

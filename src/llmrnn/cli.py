@@ -1,4 +1,4 @@
-"""The ``llmrnn`` command: ``demo`` (the main job) and ``models``.
+"""The ``llmrnn`` command: ``demo`` (the main job), ``backtest`` and ``models``.
 
 Library code raises; only here do errors become short messages (exit status 2).
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["main", "run_demo"]
+__all__ = ["DATASETS", "backtest", "load_series", "main", "run_demo"]
 
 
 def _metrics():
@@ -29,35 +29,95 @@ def _metrics():
     ]
 
 
-def run_demo(
+DATASETS = {
+    "airline": ("load_airline", "monthly airline passengers, thousands", 12),
+    "lynx": ("load_lynx", "annual lynx trappings in Canada", 10),
+    "shampoo": ("load_shampoo_sales", "monthly shampoo sales", 12),
+    "uschange": ("load_uschange", "quarterly US consumption change, percent", 4),
+}
+
+
+def load_series(source: str) -> tuple[pd.Series, str, int]:
+    """A series by dataset name (``llmrnn.cli.DATASETS``) or from a CSV file.
+
+    A CSV file holds the values in its last column; a first column of dates, if any, becomes the
+    index. Returns the series, a one-line description and its seasonal period (1 if unknown).
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown or the file has no numeric column.
+    """
+    if source in DATASETS:
+        import sktime.datasets
+
+        loader, description, sp = DATASETS[source]
+        loaded = getattr(sktime.datasets, loader)()
+        y = loaded[0] if isinstance(loaded, tuple) else loaded
+        return y.astype(float), description, sp
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(f"{source!r} is neither a dataset ({', '.join(DATASETS)}) nor a CSV file.")
+    frame = pd.read_csv(path)
+    numeric = frame.select_dtypes("number")
+    if numeric.empty:
+        raise ValueError(f"{source!r} has no numeric column: put the values in the last column.")
+    y = numeric.iloc[:, -1].astype(float)
+    if frame.shape[1] > 1 and frame.columns[0] not in numeric.columns:
+        try:
+            y.index = pd.DatetimeIndex(pd.to_datetime(frame.iloc[:, 0]))
+            y.index.freq = pd.infer_freq(y.index)
+            if y.index.freq is None:
+                y = y.reset_index(drop=True)
+        except (ValueError, TypeError):
+            y = y.reset_index(drop=True)
+    return y.rename(str(numeric.columns[-1])), f"{path.name}: {numeric.columns[-1]}", 1
+
+
+def backtest(
+    y: pd.Series,
+    *,
+    strategies: tuple[str, ...] = ("rnn", "zero_shot"),
     steps: int = 24,
+    horizon: int = 1,
     fit_steps: int = 6,
     window: int = 12,
+    sp: int = 1,
     model: str | None = None,
-    out: str | Path = "llmrnn-demo",
+    description: str | None = None,
+    out: str | Path = "llmrnn-backtest",
 ) -> dict[str, object]:
-    """Backtest LLM-as-RNN against zero-shot and naive forecasts on sktime's airline series.
+    """Rolling-origin backtest of LLMRNNForecaster strategies next to naive forecasts.
 
     Parameters
     ----------
+    y : pd.Series
+        The series; the last ``steps`` points are forecast.
+    strategies : tuple of str, default=("rnn", "zero_shot")
+        LLMRNNForecaster strategies to compare.
     steps : int, default=24
-        One-step-ahead forecasts in the backtest (the last ``steps`` months).
+        Forecast origins (one per new point, ``sktime`` ``evaluate`` with strategy "update").
+    horizon : int, default=1
+        Steps ahead forecast at each origin.
     fit_steps : int, default=6
         Recurrent steps run in ``fit`` before the backtest starts.
     window : int, default=12
-        Past months shown at each step.
+        Past values shown at each step.
+    sp : int, default=1
+        Seasonal period for the seasonal naive forecast (1: none).
     model : str, optional
         Model name or path (default: the embedded model).
-    out : str or Path, default="llmrnn-demo"
-        Folder for the trace (CSV) and the plot (PNG).
+    description : str, optional
+        What the series is, for the model's task description.
+    out : str or Path, default="llmrnn-backtest"
+        Folder for the trace (CSV) and the plot (PNG) of the first strategy.
 
     Returns
     -------
     dict
-        ``table`` (a DataFrame, one row per forecaster), ``memory`` (final memory of the rnn
-        forecaster), ``trace`` and ``plot`` (paths written; plot is None without matplotlib).
+        ``table`` (DataFrame, one row per forecaster), ``memory`` (final memory of the first
+        strategy), ``model``, ``trace`` and ``plot`` (paths; plot is None without matplotlib).
     """
-    from sktime.datasets import load_airline
     from sktime.forecasting.model_evaluation import evaluate
     from sktime.forecasting.naive import NaiveForecaster
     from sktime.split import ExpandingWindowSplitter
@@ -67,15 +127,19 @@ def run_demo(
     from .trace import write_trace
 
     resolve_model(model)  # a bad model fails here, with its own message
-    y = load_airline()
-    cv = ExpandingWindowSplitter(initial_window=len(y) - steps, step_length=1, fh=[1])
-    llm = {"model": model, "window": window, "fit_steps": fit_steps}
-    candidates = {
-        "llmrnn rnn": LLMRNNForecaster(strategy="rnn", **llm),
-        "llmrnn zero_shot": LLMRNNForecaster(strategy="zero_shot", **llm),
-        "naive last": NaiveForecaster(strategy="last"),
-        "naive seasonal (sp=12)": NaiveForecaster(strategy="last", sp=12),
-    }
+    if len(y) < steps + horizon + 3:
+        raise ValueError(
+            f"The series has {len(y)} points: too few for {steps} steps of horizon {horizon}; "
+            "lower --steps."
+        )
+    fh = list(range(1, horizon + 1))
+    cv = ExpandingWindowSplitter(initial_window=len(y) - steps - horizon + 1, fh=fh)
+    task = f"Predict the next value of this series: {description}." if description else None
+    llm = {"model": model, "window": window, "fit_steps": fit_steps, "task_description": task}
+    candidates = {f"llmrnn {s}": LLMRNNForecaster(strategy=s, **llm) for s in strategies}
+    candidates["naive last"] = NaiveForecaster(strategy="last")
+    if sp > 1:
+        candidates[f"naive seasonal (sp={sp})"] = NaiveForecaster(strategy="last", sp=sp)
     rows, traces = [], {}
     for name, forecaster in candidates.items():
         start = time.perf_counter()
@@ -113,23 +177,55 @@ def run_demo(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rnn, trace = traces["llmrnn rnn"]
-    trace_path = write_trace(trace, out / "trace_rnn.csv")
+    first, trace = traces[f"llmrnn {strategies[0]}"]
+    trace_path = write_trace(trace, out / f"trace_{strategies[0]}.csv")
     plot_path = None
     try:
         from .plotting import plot_trace
 
-        plot_path = out / "trace_rnn.png"
-        plot_trace(trace, plot_path, title="LLM-as-RNN on airline passengers (one step ahead)")
+        plot_path = out / f"trace_{strategies[0]}.png"
+        title = f"LLM-as-RNN ({strategies[0]}), {horizon} step(s) ahead"
+        plot_trace(trace, plot_path, title=title)
     except ImportError:
         plot_path = None
     return {
         "table": table,
-        "memory": rnn.memory_,
-        "model": rnn.model_path_,
+        "memory": first.memory_,
+        "model": first.model_path_,
         "trace": trace_path,
         "plot": plot_path,
     }
+
+
+def run_demo(
+    steps: int = 24,
+    fit_steps: int = 6,
+    window: int = 12,
+    model: str | None = None,
+    out: str | Path = "llmrnn-demo",
+) -> dict[str, object]:
+    """Backtest LLM-as-RNN against zero-shot and naive forecasts on sktime's airline series.
+
+    Parameters
+    ----------
+    steps : int, default=24
+        One-step-ahead forecasts in the backtest (the last ``steps`` months).
+    fit_steps : int, default=6
+        Recurrent steps run in ``fit`` before the backtest starts.
+    window : int, default=12
+        Past months shown at each step.
+    model : str, optional
+        Model name or path (default: the embedded model).
+    out : str or Path, default="llmrnn-demo"
+        Folder for the trace (CSV) and the plot (PNG).
+
+    Returns
+    -------
+    dict
+        See :func:`backtest`.
+    """
+    y, _, sp = load_series("airline")
+    return backtest(y, steps=steps, fit_steps=fit_steps, window=window, sp=sp, model=model, out=out)
 
 
 def _print_demo(result: dict[str, object]) -> None:
@@ -137,7 +233,7 @@ def _print_demo(result: dict[str, object]) -> None:
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.round(3).fillna("").to_string())
     print(f"\nmodel: {result['model']}")
-    print(f"\nfinal memory of the rnn forecaster:\n{result['memory']}\n")
+    print(f"\nfinal memory of the first llmrnn forecaster:\n{result['memory']}\n")
     print(f"trace: {result['trace']}")
     print(f"plot:  {result['plot'] or '(install matplotlib for the plot)'}")
 
@@ -172,13 +268,42 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--window", type=_positive, default=12, help="past values shown (12)")
     demo.add_argument("--model", default=None, help="model name or .gguf path (embedded)")
     demo.add_argument("--out", default="llmrnn-demo", help="output folder (llmrnn-demo)")
+    bt = sub.add_parser("backtest", help="backtest on a dataset name or a CSV file")
+    bt.add_argument("source", help=f"dataset ({', '.join(DATASETS)}) or CSV file")
+    bt.add_argument(
+        "--strategy",
+        action="append",
+        choices=["rnn", "zero_shot", "full_history", "memprompt"],
+        help="repeat to compare several (default: rnn and zero_shot)",
+    )
+    bt.add_argument("--steps", type=_positive, default=12, help="forecast origins (12)")
+    bt.add_argument("--horizon", type=_positive, default=1, help="steps ahead (1)")
+    bt.add_argument("--fit-steps", type=_positive, default=6, help="steps run in fit (6)")
+    bt.add_argument("--window", type=_positive, default=12, help="past values shown (12)")
+    bt.add_argument("--model", default=None, help="model name or .gguf path (embedded)")
+    bt.add_argument("--out", default="llmrnn-backtest", help="output folder (llmrnn-backtest)")
     sub.add_parser("models", help="list embedded and registered models")
     args = parser.parse_args(argv)
+    if getattr(args, "window", 2) < 2:
+        parser.error("--window must be at least 2")
     try:
         if args.command == "demo":
-            if args.window < 2:
-                parser.error("--window must be at least 2")
             _print_demo(run_demo(args.steps, args.fit_steps, args.window, args.model, args.out))
+        elif args.command == "backtest":
+            y, description, sp = load_series(args.source)
+            result = backtest(
+                y,
+                strategies=tuple(dict.fromkeys(args.strategy or ["rnn", "zero_shot"])),
+                steps=args.steps,
+                horizon=args.horizon,
+                fit_steps=args.fit_steps,
+                window=args.window,
+                sp=sp,
+                model=args.model,
+                description=description,
+                out=args.out,
+            )
+            _print_demo(result)
         else:
             _models()
     except (ValueError, FileNotFoundError) as exc:

@@ -316,9 +316,20 @@ class LLMRNNForecaster(BaseForecaster):
         -------
         pd.DataFrame
             Columns ``step, index, observation, prediction, truth, error, feedback, memory,
-            prompt_tokens, cached_tokens, generated_tokens, calls, seconds, fault``.
+            prompt_tokens, cached_tokens, generated_tokens, calls, seconds, fault``. For a
+            multi-column ``y`` (sktime fits one forecaster, and one memory, per column), the
+            traces are stacked with a first column ``series``.
         """
         self.check_is_fitted()
+        if getattr(self, "_is_vectorized", False):
+            fitted = self.forecasters_
+            parts = [
+                fitted.loc[row, column].get_trace().assign(series=column)
+                for row in fitted.index
+                for column in fitted.columns
+            ]
+            frame = pd.concat(parts, ignore_index=True)
+            return frame[["series", *frame.columns[:-1]]]
         return trace_frame(self._records)
 
     @classmethod

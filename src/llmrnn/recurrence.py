@@ -119,18 +119,33 @@ def _clean(text: str) -> str:
     return prompts.escape(text.strip())
 
 
+_PIECE = re.compile(r"[^\n.!?]*(?:[.!?]+|\n|$)")
+
+
+def _pieces(text: str) -> list[tuple[int, int, str]]:
+    """Sentences and lines of ``text`` as (start, end, key); the key ignores case, bullets,
+    punctuation and spacing, so "- The series rises." and "  the series rises" match."""
+    found = []
+    for match in _PIECE.finditer(text):
+        if match.start() == match.end():
+            continue
+        key = " ".join(re.sub(r"[^a-z0-9+\-]+", " ", match.group().lower()).split()).strip("- ")
+        found.append((match.start(), match.end(), key))
+    return found
+
+
 def _dedupe_sentences(text: str) -> tuple[str, int]:
-    """Drop sentences that repeat an earlier one (case-insensitive); return the count dropped."""
-    kept: list[str] = []
+    """Drop sentences or lines that repeat an earlier one; return the text and the count."""
     seen: set[str] = set()
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        key = " ".join(sentence.lower().split())
+    kept: list[str] = []
+    dropped = 0
+    for start, end, key in _pieces(text):
         if key and key in seen:
+            dropped += 1
             continue
         seen.add(key)
-        kept.append(sentence)
-    dropped = len(re.split(r"(?<=[.!?])\s+", text)) - len(kept)
-    return (" ".join(kept).strip() if dropped else text), dropped
+        kept.append(text[start:end])
+    return ("".join(kept).strip() if dropped else text), dropped
 
 
 def _looping(text: str) -> bool:
@@ -139,12 +154,8 @@ def _looping(text: str) -> bool:
     Checked after every generated token of a reflection or rewrite, so a loop costs one repeated
     sentence instead of the whole token budget; the repeat itself is removed afterwards.
     """
-    parts = re.split(r"(?<=[.!?])\s+|\n+", text)
-    if len(parts) < 3:
-        return False
-    finished = [" ".join(p.lower().split()) for p in parts[:-1]]
-    last = finished[-1]
-    return bool(last) and last in finished[:-1]
+    finished = [key for _, end, key in _pieces(text) if key and text[end - 1] in ".!?\n"]
+    return len(finished) >= 2 and finished[-1] in finished[:-1]
 
 
 def _cap_words(text: str, words: int) -> tuple[str, bool]:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
+import html
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["StepRecord", "TRACE_COLUMNS", "trace_frame", "error_correction_rate"]
+__all__ = [
+    "StepRecord",
+    "TRACE_COLUMNS",
+    "trace_frame",
+    "error_correction_rate",
+    "write_trace",
+    "memory_changes",
+    "memory_html",
+]
 
 
 @dataclass(frozen=True)
@@ -106,3 +116,66 @@ def write_trace(frame: pd.DataFrame, path: str | Path) -> Path:
     else:
         raise ValueError(f"Cannot write a trace to {str(path)!r}: use a .csv or .jsonl file name.")
     return path
+
+
+def memory_changes(trace: pd.DataFrame) -> str:
+    """How the memory evolved: a unified diff between each pair of consecutive memories.
+
+    Parameters
+    ----------
+    trace : pd.DataFrame
+        A trace from ``get_trace()``.
+
+    Returns
+    -------
+    str
+        One diff block per step whose memory changed (``--- step k`` / ``+++ step k+1``).
+    """
+    memories = trace["memory"].fillna("").astype(str).tolist()
+    steps = trace["step"].tolist()
+    blocks = []
+    for i in range(1, len(memories)):
+        if memories[i] == memories[i - 1]:
+            continue
+        diff = difflib.unified_diff(
+            memories[i - 1].splitlines(),
+            memories[i].splitlines(),
+            fromfile=f"step {steps[i - 1]}",
+            tofile=f"step {steps[i]}",
+            lineterm="",
+        )
+        blocks.append("\n".join(diff))
+    return "\n\n".join(blocks)
+
+
+def memory_html(trace: pd.DataFrame, path: str | Path | None = None) -> str:
+    """An HTML page: one row per step with its error, feedback and the memory after it.
+
+    Lines added to the memory at a step are highlighted. Returns the HTML (and writes it to
+    ``path`` when given).
+    """
+    rows = []
+    previous: list[str] = []
+    for record in trace.itertuples(index=False):
+        lines = str(record.memory or "").splitlines()
+        shown = "<br>".join(
+            html.escape(line) if line in previous else f"<mark>{html.escape(line)}</mark>"
+            for line in lines
+        )
+        rows.append(
+            f"<tr><td>{record.step}</td><td>{html.escape(str(record.index))}</td>"
+            f"<td>{record.error:.4g}</td><td>{html.escape(str(record.feedback))}</td>"
+            f"<td>{shown}</td></tr>"
+        )
+        previous = lines
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>llmrnn memory</title>"
+        "<style>body{font-family:sans-serif}td{vertical-align:top;border-top:1px solid #ccc;"
+        "padding:4px}mark{background:#ffe08a}</style><table><tr><th>step</th><th>index</th>"
+        "<th>error</th><th>feedback</th><th>memory after the step (new lines marked)</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+    if path is not None:
+        Path(path).write_text(page, encoding="utf-8")
+    return page

@@ -39,6 +39,20 @@ _CACHE_LOCK = threading.Lock()
 _LOADS: list[tuple] = []  # every real load, for tests and benchmarks (one entry per load)
 _LOG_CALLBACK: Any = None  # keeps the ctypes callback alive
 _GRAMMARS: dict[str, Any] = {}  # validated and compiled grammars, by text
+_RAN_INFERENCE = False  # set once this process has decoded anything
+_FORKED_AFTER_INFERENCE = False  # set in a child forked from a process that had
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits llama.cpp's OpenMP state, which hangs on the next decode."""
+    global _FORKED_AFTER_INFERENCE, _CACHE_LOCK
+    _FORKED_AFTER_INFERENCE = _FORKED_AFTER_INFERENCE or _RAN_INFERENCE
+    _CACHE_LOCK = threading.Lock()
+    _CACHE.clear()  # the parent's models (and their locks) are not usable here
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _llama_cpp():
@@ -226,6 +240,15 @@ class LlamaCppBackend:
     # The shared model is looked up on every use, never held by pickled state.
     @property
     def _shared(self) -> _SharedModel:
+        global _RAN_INFERENCE
+        if _FORKED_AFTER_INFERENCE:
+            raise BackendError(
+                "llama.cpp cannot run in a process forked from one that already ran a model "
+                "(its OpenMP threads do not survive fork: the call would hang). Use a "
+                "spawn-based backend instead: joblib's default 'loky', sktime's "
+                "evaluate(backend='loky' or 'dask'), or multiprocessing's 'spawn' start method."
+            )
+        _RAN_INFERENCE = True
         shared = _CACHE.get(self._key)
         if shared is None:
             with _CACHE_LOCK:
