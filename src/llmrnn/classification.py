@@ -11,6 +11,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import prompts
+from ._atomic import atomic
 from ._params import backend_for, check_params, loop_config
 from ._progress import progress_bar
 from .recurrence import Recurrence, State
@@ -215,6 +216,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         self.memory_ = state.memory if self.strategy == "rnn" else "\n".join(state.entries)
 
     # -- scikit-learn interface ------------------------------------------------------------
+    @atomic
     def fit(self, X, y) -> LLMRNNClassifier:
         """Run the recurrence over the rows of ``X`` (in order) with their labels ``y``.
 
@@ -228,6 +230,10 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : LLMRNNClassifier
+
+        Notes
+        -----
+        All or nothing: if anything fails, the estimator is left exactly as before the call.
         """
         X, y = validate_data(self, X, y, reset=True, dtype=None)
         check_classification_targets(y)
@@ -236,6 +242,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         self._steps(X[start:], y[start:])
         return self
 
+    @atomic
     def partial_fit(self, X, y=None, classes=None) -> LLMRNNClassifier:
         """Continue the recurrence on new rows (the online update).
 

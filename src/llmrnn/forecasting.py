@@ -10,6 +10,7 @@ import pandas as pd
 from sktime.forecasting.base import BaseForecaster
 
 from . import prompts
+from ._atomic import atomic
 from ._params import backend_for, check_params, loop_config
 from ._progress import progress_bar
 from .recurrence import Recurrence, State
@@ -204,6 +205,11 @@ class LLMRNNForecaster(BaseForecaster):
 
     @staticmethod
     def _check_values(y: pd.Series) -> None:
+        if not (y.index.is_unique and y.index.is_monotonic_increasing):
+            raise ValueError(
+                "y's index has duplicated or unsorted time points: sort it and drop duplicates "
+                "first, e.g. y = y[~y.index.duplicated()].sort_index()."
+            )
         values = y.to_numpy(dtype=float)
         if not np.all(np.isfinite(values)):
             raise ValueError(
@@ -266,6 +272,7 @@ class LLMRNNForecaster(BaseForecaster):
         columns = pd.MultiIndex.from_product([self._get_varnames(), alpha])
         return pd.DataFrame(quantiles, index=fh.to_absolute_index(self.cutoff), columns=columns)
 
+    @atomic
     def update(self, y, X=None, update_params: bool = True):
         """Update the cutoff and, with ``update_params=True``, run the recurrence on new points.
 
@@ -287,19 +294,38 @@ class LLMRNNForecaster(BaseForecaster):
         -------
         self : LLMRNNForecaster
         """
-        saved = self._cutoff
-        try:
-            return super().update(y, X=X, update_params=update_params)
-        except BaseException:
-            self._cutoff = saved
-            raise
+        return super().update(y, X=X, update_params=update_params)
+
+    @atomic
+    def fit(self, y, X=None, fh=None):
+        """Fit to ``y``: run the recurrence over its last ``fit_steps`` points.
+
+        All or nothing: if anything fails, the estimator is left exactly as before the call.
+
+        Parameters
+        ----------
+        y : pd.Series or pd.DataFrame
+            The series (a DataFrame is broadcast: one forecaster per column).
+        X : ignored
+            Exogenous data is not used.
+        fh : ForecastingHorizon, list or int, optional
+            The horizon, if known now.
+
+        Returns
+        -------
+        self : LLMRNNForecaster
+        """
+        return super().fit(y, X=X, fh=fh)
 
     def _update(self, y: pd.Series, X: pd.DataFrame | None = None, update_params: bool = True):
         self._check_values(y)
         seen = self._series
         new = y[y.index > seen.index[-1]]
         if new.empty:
-            return self
+            raise ValueError(
+                f"update got no point after the cutoff {seen.index[-1]}: pass the new "
+                "observations (points already seen are skipped, older ones cannot be inserted)."
+            )
         full = pd.concat([seen, new])
         if update_params:
             positions = range(len(seen), len(full))

@@ -263,18 +263,26 @@ class Recurrence:
         if self.task.choices is not None:
             logprobs, completion = self.backend.score(prompt, self.task.choices)
             return int(np.argmax(logprobs)), completion, ""
-        completion = self.backend.complete(
-            prompt,
-            max_tokens=self.task.max_tokens(horizon),
-            grammar=self.task.grammar(horizon),
-            temperature=temperature,
-            seed=seed,
-        )
-        try:
-            return self.task.parse(completion.text, observation, horizon), completion, ""
-        except ParseError as exc:
-            value, rule = self.task.fallback(observation, horizon)
-            return value, completion, f"unreadable prediction ({exc}): {rule}"
+        completion, first_error = None, ""
+        # An unreadable answer is retried once, sampled (a greedy retry would repeat it), then
+        # replaced by the task's fallback; both are recorded in the trace's fault column.
+        for attempt, temp in enumerate((temperature, max(temperature, SAMPLE_TEMPERATURE))):
+            completion = self.backend.complete(
+                prompt,
+                max_tokens=self.task.max_tokens(horizon),
+                grammar=self.task.grammar(horizon),
+                temperature=temp,
+                seed=seed + attempt,
+            )
+            try:
+                value = self.task.parse(completion.text, observation, horizon)
+            except ParseError as exc:
+                first_error = first_error or str(exc)
+                continue
+            fault = f"unreadable prediction ({first_error}): retried" if attempt else ""
+            return value, completion, fault
+        value, rule = self.task.fallback(observation, horizon)
+        return value, completion, f"unreadable prediction twice ({first_error}): {rule}"
 
     def predict(self, state: State, observation: Any, horizon: int = 1) -> tuple[Any, str]:
         """Predict ``horizon`` steps ahead with the current state, in one generation.
@@ -380,7 +388,8 @@ class Recurrence:
             reflection = self._text(msgs, primer, cfg.feedback_tokens, seed)
             calls.append(reflection)
             note = _clean(reflection.text.removeprefix(prompts.REFLECT_LABEL))
-            if not note:
+            if not reflection.text[len(primer) :].strip():
+                note = ""
                 faults.append("empty reflection: kept the outcome alone as feedback")
             feedback = f"{outcome} {note}".strip() if cfg.feedback == "truth" else note
             if cfg.strategy == "rnn":
@@ -397,7 +406,7 @@ class Recurrence:
                         f"repetitive memory rewrite: dropped {repeats} repeated sentences"
                     )
                 new_memory, cut = _cap_words(new_memory, cfg.memory_words)
-                if new_memory.strip(" -") == "":
+                if not rewrite.text[len(primer) :].strip():
                     faults.append("empty memory rewrite: kept the previous memory")
                 else:
                     memory = new_memory
