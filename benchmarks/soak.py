@@ -65,7 +65,8 @@ def main(steps: int = 500, memory_words: int = 200) -> None:
         f"seconds per step: median {np.median(seconds):.2f}, p95 {np.percentile(seconds, 95):.2f}"
     )
     print(
-        f"RSS after warm-up: {after.min():.0f}-{after.max():.0f} MB, slope {slope:+.2f} MB/100 steps"
+        f"RSS after warm-up: {after.min():.0f}-{after.max():.0f} MB, "
+        f"slope {slope:+.2f} MB/100 steps"
     )
     print(f"faults: {dict(faults) or 'none'}")
     print(f"final memory: {f.memory_[:300]!r}")
