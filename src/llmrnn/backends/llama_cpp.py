@@ -125,6 +125,18 @@ def available_threads() -> int:
     return min(cores, cap) if cap > 0 else cores
 
 
+def _cached_prefix(llama, tokens: list[int]) -> int:
+    """Prompt tokens llama-cpp-python will take from the KV cache: its own rule, the longest
+    common prefix with the tokens it holds, the prompt's last token always evaluated again."""
+    previous = llama.input_ids[: llama.n_tokens].tolist()
+    cached = 0
+    for a, b in zip(previous, tokens[:-1]):
+        if a != b:
+            break
+        cached += 1
+    return cached
+
+
 @dataclass
 class _SharedModel:
     llama: Any
@@ -320,12 +332,7 @@ class LlamaCppBackend:
                     f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}: "
                     "raise context_tokens, or lower window or memory_words."
                 )
-            previous = llama.input_ids[: llama.n_tokens].tolist()
-            cached = 0
-            for a, b in zip(previous, tokens[:-1]):
-                if a != b:
-                    break
-                cached += 1
+            cached = _cached_prefix(llama, tokens)
             start = time.perf_counter()
             options = dict(
                 max_tokens=max_tokens,
@@ -384,12 +391,7 @@ class LlamaCppBackend:
                     "raise context_tokens, or shorten the features or memory_words."
                 )
             start = time.perf_counter()
-            previous = llama.input_ids[: llama.n_tokens].tolist()
-            cached = 0
-            for a, b in zip(previous, tokens[:-1]):
-                if a != b:
-                    break
-                cached += 1
+            cached = _cached_prefix(llama, tokens)
             llama.n_tokens = cached
             llama.eval(tokens[cached:])
             base = llama.n_tokens
