@@ -17,6 +17,8 @@ STEPS (default 160) recurrent steps are run for "rnn" and "full_history" on airl
 5. one load: a grid search over 8 candidates loads no file again; RSS with 10 fitted clones
    / RSS with one;
 6. threads: ``n_threads=None`` uses every core the process may run on.
+
+Runtime on 2 cores: about 15 minutes (320 recurrent steps, a grid search, 10 clone fits).
 """
 
 from __future__ import annotations

@@ -240,8 +240,10 @@ class Recurrence:
             if used <= budget:
                 return msgs, entries, observation
             if entries:
-                # Drop as many oldest entries as the excess needs (at least one).
-                excess, cut = used - budget, 0
+                # Drop the oldest entries the excess needs, and a quarter of the budget more:
+                # every drop changes the prompt right after the instructions (the KV cache is
+                # lost from there), so dropping in chunks keeps the prefix for many steps.
+                excess, cut = used - budget + budget // 4, 0
                 while cut < len(entries) and excess > 0:
                     excess -= self.backend.count_tokens(entries[cut]) + 1
                     cut += 1
