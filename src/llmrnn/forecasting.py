@@ -249,8 +249,7 @@ class LLMRNNForecaster(BaseForecaster):
         return self
 
     def _horizons(self, fh) -> np.ndarray:
-        relative = fh.to_relative(self.cutoff).to_numpy().astype(int)
-        return relative
+        return fh.to_relative(self.cutoff).to_numpy().astype(int)
 
     def _predict(self, fh, X: pd.DataFrame | None = None) -> pd.Series:
         steps = self._horizons(fh)
