@@ -11,6 +11,7 @@ from llmrnn.recurrence import (
     State,
     _cap_words,
     _dedupe_sentences,
+    _finished,
     _looping,
 )
 from llmrnn.tasks import ForecastTask
@@ -34,6 +35,14 @@ def test_looping_detects_a_finished_repeat_only():
 def test_cap_words_keeps_line_breaks():
     assert _cap_words("a b\nc d e", 3) == ("a b\nc", True)
     assert _cap_words("a b", 3) == ("a b", False)
+
+
+def test_finished_drops_an_unfinished_tail_only():
+    assert _finished("- Rises.\n- Falls in winter.\n-") == "- Rises.\n- Falls in winter."
+    assert _finished("Rises 2.5 a month. Then it") == "Rises 2.5 a month."
+    assert _finished("- Rises\n- Falls") == "- Rises"
+    assert _finished("Rises 2.5 a month.") == "Rises 2.5 a month."
+    assert _finished("no end at all") == "no end at all"
 
 
 def test_one_real_step_reuses_the_prediction_prompt(default_model_path):

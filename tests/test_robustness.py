@@ -69,6 +69,14 @@ def test_rewrite_over_budget_is_cut(monkeypatch, y20):
     assert "over budget" in f.get_trace()["fault"].iloc[0]
 
 
+def test_rewrite_over_budget_ends_at_its_last_finished_sentence(monkeypatch, y20):
+    rewrite = " rises in summer.\n- It falls in winter by about" + " ten" * 40
+    _script(monkeypatch, ScriptedBackend(["+0.0", "ok.", rewrite]))
+    f = LLMRNNForecaster(**SMALL).fit(y20)
+    assert f.memory_.endswith("rises in summer.")
+    assert "over budget" in f.get_trace()["fault"].iloc[0]
+
+
 def test_degenerate_repetitive_rewrite_is_deduplicated(monkeypatch, y20):
     loop = " rises. The series rises. The series rises.\n- The series rises."
     _script(monkeypatch, ScriptedBackend(["+0.0", "ok.", loop]))
@@ -180,6 +188,27 @@ def test_joblib_and_sktime_save_load_mid_stream(tmp_path, airline):
     f.update(y[-2:-1])
     from_joblib.update(y[-2:-1])
     assert from_joblib.memory_ == f.memory_
+
+
+def test_results_do_not_depend_on_what_the_kv_cache_held(monkeypatch, airline):
+    """llama.cpp's numbers shift with how a prompt is split into batches; the backend evaluates
+    every prompt the same way whatever the cache held, so a cold cache gives the same text."""
+    import llmrnn.backends.llama_cpp as llama_backend
+
+    params = {**SMALL, "fit_steps": 2}
+    warm = LLMRNNForecaster(**params).fit(airline[-20:])
+    prefill = llama_backend._prefill
+
+    def cold(shared, tokens):
+        shared.clean = 0  # forget the cache before every call
+        return prefill(shared, tokens)
+
+    monkeypatch.setattr(llama_backend, "_prefill", cold)
+    cold_fit = LLMRNNForecaster(**params).fit(airline[-20:])
+    cold_trace, warm_trace = cold_fit.get_trace(), warm.get_trace()
+    assert cold_fit.memory_ == warm.memory_
+    assert cold_trace["prediction"].tolist() == warm_trace["prediction"].tolist()
+    assert cold_trace["cached_tokens"].sum() == 0 < warm_trace["cached_tokens"].sum()
 
 
 def test_two_threads_on_one_shared_model_match_serial(airline):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -286,29 +287,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "window", 2) < 2:
         parser.error("--window must be at least 2")
-    try:
-        if args.command == "demo":
-            _print_demo(run_demo(args.steps, args.fit_steps, args.window, args.model, args.out))
-        elif args.command == "backtest":
-            y, description, sp = load_series(args.source)
-            result = backtest(
-                y,
-                strategies=tuple(dict.fromkeys(args.strategy or ["rnn", "zero_shot"])),
-                steps=args.steps,
-                horizon=args.horizon,
-                fit_steps=args.fit_steps,
-                window=args.window,
-                sp=sp,
-                model=args.model,
-                description=description,
-                out=args.out,
-            )
-            _print_demo(result)
-        else:
-            _models()
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"llmrnn: error: {exc}", file=sys.stderr)
-        return 2
+    # sktime's own baselines warn of a future default on every construction: nothing to act on
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The default of config ``remember_data``")
+        try:
+            if args.command == "demo":
+                _print_demo(run_demo(args.steps, args.fit_steps, args.window, args.model, args.out))
+            elif args.command == "backtest":
+                y, description, sp = load_series(args.source)
+                result = backtest(
+                    y,
+                    strategies=tuple(dict.fromkeys(args.strategy or ["rnn", "zero_shot"])),
+                    steps=args.steps,
+                    horizon=args.horizon,
+                    fit_steps=args.fit_steps,
+                    window=args.window,
+                    sp=sp,
+                    model=args.model,
+                    description=description,
+                    out=args.out,
+                )
+                _print_demo(result)
+            else:
+                _models()
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"llmrnn: error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

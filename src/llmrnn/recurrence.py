@@ -166,6 +166,15 @@ def _cap_words(text: str, words: int) -> tuple[str, bool]:
     return text[: matches[words - 1].end()], True
 
 
+def _finished(text: str) -> str:
+    """Drop a cut text's unfinished last sentence or line, if a finished one comes before it."""
+    text = text.rstrip()
+    if not text or text[-1] in ".!?":
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s)|\n", text)]
+    return text[: ends[-1]].rstrip() if ends else text
+
+
 class Recurrence:
     """Runs steps of the LLM-as-RNN loop for one task on one backend.
 
@@ -411,11 +420,13 @@ class Recurrence:
                 if not rewrite.text[len(primer) :].strip():
                     faults.append("empty memory rewrite: kept the previous memory")
                 else:
-                    memory = new_memory
                     if cut or rewrite.truncated:
+                        new_memory = _finished(new_memory)
                         faults.append(
-                            f"memory rewrite over budget: cut to {cfg.memory_words} words"
+                            f"memory rewrite over budget: cut to {cfg.memory_words} words "
+                            "at the last finished sentence"
                         )
+                    memory = new_memory
 
         if cfg.strategy == "full_history":
             truth_text = self.task.render_prediction(truth) if truth is not None else "unknown"

@@ -6,9 +6,18 @@ Why it looks like this:
   search that clones an estimator 50 times loads the file once. Estimators hold a small
   :class:`LlamaCppBackend` handle that is never pickled; the model is opened lazily on first use.
 - One ``Llama`` object must never run in two threads at once, so each shared model has a lock.
-- llama-cpp-python already reuses the longest common token prefix with the previous call (one
-  sequence). The recurrence orders every prompt from what changes least to what changes most, so
-  most prompt tokens come from the KV cache; this module measures how many did, per call.
+- The KV cache holds one sequence: the tokens of the previous call. The recurrence orders every
+  prompt from what changes least to what changes most, so most prompt tokens come from the cache;
+  this module measures how many did, per call.
+- Every call's result is a function of its prompt alone, never of what the cache held before:
+  llama.cpp's numbers depend slightly on how a prompt is split into batches, and a small model's
+  greedy text can turn on that (a token evaluated alone, as generated tokens are, differs from
+  the same token evaluated in a batch). So the cache is reused only up to a multiple of
+  ``_BLOCK`` tokens that was evaluated in batches starting on that grid and spanning whole
+  blocks; the rest of the prompt but its last token is one batch, the last token is evaluated
+  alone, and generated tokens are never reused. A fit in two threads, a fit after another
+  estimator's, and a fit on a cold cache give the same text, token for token. The price: up to
+  ``_BLOCK`` tokens and the previous answer evaluated again per call (``benchmarks/speed.py``).
 - llama.cpp's own logging is routed to the ``llmrnn.llama_cpp`` logger at DEBUG, so nothing is
   printed unless the user turns debug logging on.
 """
@@ -125,6 +134,9 @@ def available_threads() -> int:
     return min(cores, cap) if cap > 0 else cores
 
 
+_BLOCK = 32  # prompt tokens per aligned evaluation block (see the module docstring)
+
+
 def _cached_prefix(llama, tokens: list[int]) -> int:
     """Prompt tokens llama-cpp-python will take from the KV cache: its own rule, the longest
     common prefix with the tokens it holds, the prompt's last token always evaluated again."""
@@ -145,6 +157,26 @@ class _SharedModel:
     bos_token: str
     lock: threading.Lock = field(default_factory=threading.Lock)
     formatter: Any = None
+    clean: int = 0  # cache positions below this were evaluated in whole aligned blocks
+
+
+def _prefill(shared: _SharedModel, tokens: list[int]) -> int:
+    """Evaluate all but the last prompt token in aligned blocks; return the tokens reused.
+
+    Reuses the cache up to the last whole block shared with the previous prompt, so the cache
+    afterwards holds exactly what a cold evaluation of ``tokens`` would have put there.
+    """
+    llama = shared.llama
+    body = len(tokens) - 1
+    start = min(_cached_prefix(llama, tokens), shared.clean) // _BLOCK * _BLOCK
+    whole = max(start, body // _BLOCK * _BLOCK)
+    llama.n_tokens = shared.clean = start
+    if whole > start:  # whole blocks: batches that start on the grid and span whole blocks
+        llama.eval(tokens[start:whole])
+    shared.clean = whole
+    if body > whole:  # the partial block, never reused
+        llama.eval(tokens[whole:body])
+    return start
 
 
 def _use_extra_buffers() -> bool:
@@ -332,8 +364,11 @@ class LlamaCppBackend:
                     f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}: "
                     "raise context_tokens, or lower window or memory_words."
                 )
-            cached = _cached_prefix(llama, tokens)
             start = time.perf_counter()
+            try:
+                cached = _prefill(shared, tokens)
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"llama.cpp could not evaluate the prompt: {exc}") from exc
             options = dict(
                 max_tokens=max_tokens,
                 temperature=temperature,
@@ -391,9 +426,11 @@ class LlamaCppBackend:
                     "raise context_tokens, or shorten the features or memory_words."
                 )
             start = time.perf_counter()
-            cached = _cached_prefix(llama, tokens)
-            llama.n_tokens = cached
-            llama.eval(tokens[cached:])
+            try:
+                cached = _prefill(shared, tokens)
+                llama.eval(tokens[-1:])
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"llama.cpp could not evaluate the prompt: {exc}") from exc
             base = llama.n_tokens
             first = log_softmax(self._last_logits(llama))
             evaluated = len(tokens) - cached
