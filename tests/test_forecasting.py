@@ -195,3 +195,18 @@ def test_infinite_values_rejected_with_advice(y30):
     bad.iloc[5] = np.inf
     with pytest.raises(ValueError, match="inf or NaN"):
         LLMRNNForecaster(fit_steps=1).fit(bad)
+
+
+def test_base_forecaster_is_corrected_by_the_real_model(y30):
+    from sktime.forecasting.naive import NaiveForecaster
+
+    base = NaiveForecaster(strategy="last", sp=12)
+    f = LLMRNNForecaster(window=12, fit_steps=1, memory_words=40, base_forecaster=base)
+    y_pred = f.fit(y30).predict(fh=[1, 2, 3])
+    assert np.isfinite(y_pred).all()
+    assert "used the base forecast" not in f.get_trace()["fault"].iloc[0]  # the answer was read
+    assert "correction of the base forecast" in f.get_trace()["feedback"].iloc[0]
+    # the correction is in the model's units; the base is refitted on everything seen so far
+    base_pred = base.clone().fit(y30).predict(fh=[1, 2, 3]).to_numpy()
+    corrections = (y_pred.to_numpy() - base_pred) / f.scale_
+    np.testing.assert_allclose(corrections, np.round(corrections, 1), atol=1e-6)

@@ -282,3 +282,39 @@ def test_in_sample_or_zero_horizon_and_stale_update_are_clear_errors(y20):
         f.predict(fh=[-2, 1])
     with pytest.raises(ValueError, match="no point after the cutoff"):
         f.update(y20[:5])
+
+
+# -- base forecaster ----------------------------------------------------------------------
+
+
+def test_neutral_correction_reproduces_the_base_forecast(monkeypatch, y20):
+    from sktime.forecasting.naive import NaiveForecaster
+
+    backend = _script(monkeypatch, ScriptedBackend(["+0.0", "ok.", "- Base is fine.", "+0.0,+1.0"]))
+    base = NaiveForecaster(strategy="last", sp=4)
+    f = LLMRNNForecaster(base_forecaster=base, **SMALL).fit(y20)
+    assert "Base forecast of the next values (NaiveForecaster)" in backend.prompts[0]
+    assert "How much should the base forecast be corrected" in backend.prompts[0]
+    expected_step = base.clone().fit(y20[:-1]).predict(fh=[1]).iloc[0]
+    assert float(f.get_trace()["prediction"].iloc[0]) == pytest.approx(expected_step)
+    assert "correction of the base forecast" in f.get_trace()["feedback"].iloc[0]
+    y_pred = f.predict(fh=[1, 2])
+    base_pred = base.clone().fit(y20).predict(fh=[1, 2])
+    np.testing.assert_allclose(y_pred.to_numpy(), base_pred.to_numpy() + [0.0, f.scale_])
+
+
+@pytest.mark.parametrize(
+    ("base", "match"),
+    [
+        ("naive", "expected an sktime forecaster"),
+        ("seasonal-too-long", "could not forecast from"),
+    ],
+)
+def test_unusable_base_forecaster_fails_with_advice(monkeypatch, y20, base, match):
+    from sktime.forecasting.exp_smoothing import ExponentialSmoothing
+
+    _script(monkeypatch, ScriptedBackend())
+    if base == "seasonal-too-long":  # needs two full seasons of 12: 19 points are too few
+        base = ExponentialSmoothing(trend="add", seasonal="add", sp=12)
+    with pytest.raises(ValueError, match=match):
+        LLMRNNForecaster(base_forecaster=base, **SMALL).fit(y20)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from ._atomic import atomic
 from ._params import backend_for, check_params, loop_config
 from ._progress import progress_bar
 from .recurrence import Recurrence, State
-from .tasks import ForecastTask
+from .tasks import Anchored, ForecastTask
 from .trace import StepRecord, trace_frame
 
 __all__ = ["LLMRNNForecaster"]
@@ -69,7 +70,12 @@ class LLMRNNForecaster(BaseForecaster):
         Seeded samples behind ``predict_interval`` and ``predict_quantiles``.
     answer : {"change", "value"}, default="change"
         What the model writes: the changes from the last value (a neutral answer repeats the
-        last value), or the values themselves.
+        last value), or the values themselves. With a ``base_forecaster``, "change" is the
+        correction of each base forecast (a neutral answer repeats the base forecast).
+    base_forecaster : sktime forecaster or None, default=None
+        A forecaster whose forecasts the model sees and corrects; the memory learns its
+        systematic errors. It is refitted (a clone) on the history before every step and every
+        prediction, so it should be cheap: ``NaiveForecaster(sp=12)``, ``ThetaForecaster``.
 
     Attributes
     ----------
@@ -155,6 +161,7 @@ class LLMRNNForecaster(BaseForecaster):
         window: int = 24,
         n_samples: int = 20,
         answer: str = "change",
+        base_forecaster: BaseForecaster | None = None,
     ) -> None:
         self.model = model
         self.strategy = strategy
@@ -172,6 +179,7 @@ class LLMRNNForecaster(BaseForecaster):
         self.window = window
         self.n_samples = n_samples
         self.answer = answer
+        self.base_forecaster = base_forecaster
         super().__init__()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -183,6 +191,32 @@ class LLMRNNForecaster(BaseForecaster):
     def _window_before(self, y: pd.Series, position: int) -> np.ndarray:
         return y.to_numpy(dtype=float)[max(0, position - self.window) : position]
 
+    def _observation(self, y: pd.Series, position: int, horizon: int) -> Any:
+        """What the model sees before ``y[position]``: the window, and any base forecasts."""
+        window = self._window_before(y, position)
+        if self.base_forecaster is None:
+            return window
+        name = type(self.base_forecaster).__name__
+        history = y.iloc[:position]
+        try:
+            with warnings.catch_warnings():  # sktime's notice of a future default, per clone
+                warnings.filterwarnings("ignore", message="The default of config ``remember")
+                base = self.base_forecaster.clone()
+            values = base.fit(history, fh=list(range(1, horizon + 1))).predict()
+            values = values.to_numpy(dtype=float).ravel()
+        except Exception as exc:
+            raise ValueError(
+                f"base_forecaster {name} could not forecast from {len(history)} points ({exc}): "
+                "give every step enough history (lower fit_steps, or fit on a longer series) "
+                "or choose a base forecaster that works on short series."
+            ) from exc
+        if values.shape != (horizon,) or not np.all(np.isfinite(values)):
+            raise ValueError(
+                f"base_forecaster {name} returned {values!r} from {len(history)} points, not "
+                f"{horizon} finite number(s): check that it suits this series."
+            )
+        return Anchored(window, values, name)
+
     def _run(self, loop: Recurrence, state: State, y: pd.Series, positions: range, what: str):
         """Run steps at ``positions`` of ``y``; return the new state and records (uncommitted)."""
         records: list[StepRecord] = []
@@ -190,7 +224,7 @@ class LLMRNNForecaster(BaseForecaster):
         with progress_bar(len(positions), self.progress, what) as bar:
             for t in positions:
                 state, record = loop.step(
-                    state, self._window_before(y, t), np.array([values[t]]), index=y.index[t]
+                    state, self._observation(y, t, 1), np.array([values[t]]), index=y.index[t]
                 )
                 records.append(record)
                 if record.fault:
@@ -225,6 +259,13 @@ class LLMRNNForecaster(BaseForecaster):
                 "Invalid value for parameter `answer`: expected 'change' or 'value', "
                 f"got {self.answer!r}."
             )
+        if self.base_forecaster is not None and not isinstance(
+            self.base_forecaster, BaseForecaster
+        ):
+            raise ValueError(
+                "Invalid value for parameter `base_forecaster`: expected an sktime forecaster "
+                f"(e.g. NaiveForecaster(sp=12)) or None, got {self.base_forecaster!r}."
+            )
         self._check_values(y)
         if len(y) < 2:
             raise ValueError(
@@ -254,7 +295,7 @@ class LLMRNNForecaster(BaseForecaster):
     def _predict(self, fh, X: pd.DataFrame | None = None) -> pd.Series:
         steps = self._horizons(fh)
         horizon = int(steps.max())
-        observation = self._window_before(self._series, len(self._series))
+        observation = self._observation(self._series, len(self._series), horizon)
         prediction, fault = self._loop().predict(self._loop_state, observation, horizon)
         if fault:
             logger.warning("predict: %s", fault)
@@ -263,10 +304,9 @@ class LLMRNNForecaster(BaseForecaster):
 
     def _predict_quantiles(self, fh, X: pd.DataFrame | None, alpha: list[float]) -> pd.DataFrame:
         steps = self._horizons(fh)
-        observation = self._window_before(self._series, len(self._series))
-        samples = self._loop().sample(
-            self._loop_state, observation, int(steps.max()), self.n_samples
-        )
+        horizon = int(steps.max())
+        observation = self._observation(self._series, len(self._series), horizon)
+        samples = self._loop().sample(self._loop_state, observation, horizon, self.n_samples)
         quantiles = np.quantile(samples[:, steps - 1], alpha, axis=0).T  # (len(fh), len(alpha))
         columns = pd.MultiIndex.from_product([self._get_varnames(), alpha])
         return pd.DataFrame(quantiles, index=fh.to_absolute_index(self.cutoff), columns=columns)
@@ -363,8 +403,10 @@ class LLMRNNForecaster(BaseForecaster):
 
         Each set reaches a different code path: the memory rewrite with truth feedback and the
         change answer; the append-only history with judged feedback and value answers; and the
-        zero-shot baseline with a bounded number of fit steps.
+        zero-shot baseline with a bounded number of fit steps, correcting a base forecaster.
         """
+        from sktime.forecasting.naive import NaiveForecaster
+
         from .models import STAND_IN
 
         return [
@@ -377,5 +419,11 @@ class LLMRNNForecaster(BaseForecaster):
                 "context_tokens": 512,
                 "n_samples": 4,
             },
-            {"model": STAND_IN, "strategy": "zero_shot", "fit_steps": 3, "n_samples": 3},
+            {
+                "model": STAND_IN,
+                "strategy": "zero_shot",
+                "fit_steps": 3,
+                "n_samples": 3,
+                "base_forecaster": NaiveForecaster(strategy="mean"),
+            },
         ]

@@ -238,7 +238,7 @@ class Recurrence:
         """
         entries = state.entries
         budget = self.config.context_tokens - self._reserve(horizon)
-        question = self.task.question(horizon)
+        question = self.task.question(horizon, observation)
         while True:
             data = prompts.escape(self.task.render_observation(observation))
             msgs = [

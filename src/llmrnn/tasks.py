@@ -13,7 +13,7 @@ import numpy as np
 
 from .encoding import NumberFormat, ParseError, choose_scale
 
-__all__ = ["Task", "ForecastTask", "LabelTask"]
+__all__ = ["Anchored", "Task", "ForecastTask", "LabelTask"]
 
 
 class Task(Protocol):
@@ -46,7 +46,7 @@ class Task(Protocol):
         """A prediction or truth as text for the trace (data units)."""
         ...
 
-    def question(self, horizon: int) -> str:
+    def question(self, horizon: int, observation: Any = None) -> str:
         """The question that follows the observation."""
         ...
 
@@ -83,6 +83,32 @@ class Task(Protocol):
         ...
 
 
+@dataclass(frozen=True, eq=False)
+class Anchored:
+    """A forecasting observation with a base forecast to correct.
+
+    Parameters
+    ----------
+    window : np.ndarray
+        Past values, oldest first (data units).
+    base : np.ndarray
+        The base forecaster's forecasts of the next values (horizons 1, 2, ...).
+    name : str
+        What made ``base`` (shown to the model), e.g. "ThetaForecaster".
+    """
+
+    window: np.ndarray
+    base: np.ndarray
+    name: str
+
+
+def _parts(observation: Any) -> tuple[np.ndarray, np.ndarray | None, str]:
+    if isinstance(observation, Anchored):
+        window = np.asarray(observation.window, dtype=float)
+        return window, np.asarray(observation.base, dtype=float), observation.name
+    return np.asarray(observation, dtype=float), None, ""
+
+
 @dataclass(frozen=True)
 class ForecastTask:
     """Predict the next value(s) of a univariate series from a window of its past.
@@ -97,6 +123,8 @@ class ForecastTask:
     answer : {"change", "value"}
         What the model is asked for. "change": the step-to-step changes from the last value, so
         that a neutral answer (``+0.0``) reproduces the last-value forecast; "value": the values.
+        An :class:`Anchored` observation turns "change" into the correction of each base
+        forecast, so a neutral answer reproduces the base forecaster.
     description : str
         The task sentence shown to the model.
     """
@@ -143,25 +171,42 @@ class ForecastTask:
     def _answer_format(self) -> NumberFormat:
         return self.changes if self.answer == "change" else self.values
 
-    def render_observation(self, observation: np.ndarray) -> str:
-        window = np.asarray(observation, dtype=float)
-        if self.answer == "value":
-            return f"Recent values, oldest first: {self.values.render_many(window)}"
-        changes = np.diff(window)
-        lines = [f"Last value: {self.values.render(window[-1])}"]
-        if changes.size:
-            lines.append(f"Recent changes, oldest first: {self.changes.render_many(changes)}")
+    def render_observation(self, observation: Any) -> str:
+        window, base, name = _parts(observation)
+        if self.answer == "change" and base is None:
+            lines = [f"Last value: {self.values.render(window[-1])}"]
+            if window.size > 1:
+                changes = self.changes.render_many(np.diff(window))
+                lines.append(f"Recent changes, oldest first: {changes}")
+        else:
+            lines = [f"Recent values, oldest first: {self.values.render_many(window)}"]
+        if base is not None:
+            forecasts = self.values.render_many(base)
+            lines.append(f"Base forecast of the next values ({name}): {forecasts}")
         return "\n".join(lines)
 
-    def summary(self, observation: np.ndarray) -> str:
-        return self.values.render_many(np.asarray(observation, dtype=float)[-12:])
+    def summary(self, observation: Any) -> str:
+        window, base, _ = _parts(observation)
+        text = self.values.render_many(window[-12:])
+        return text if base is None else f"{text}; base {self.values.render_many(base[:1])}"
 
     def trace_text(self, value: Any) -> str:
         return ", ".join(f"{v:.6g}" for v in np.atleast_1d(np.asarray(value, dtype=float)))
 
-    trace_observation = trace_text
+    def trace_observation(self, observation: Any) -> str:
+        return self.trace_text(_parts(observation)[0])
 
-    def question(self, horizon: int) -> str:
+    def question(self, horizon: int, observation: Any = None) -> str:
+        if self.answer == "change" and isinstance(observation, Anchored):
+            if horizon == 1:
+                return (
+                    "How much should the base forecast be corrected (actual minus base)? "
+                    "Answer with one number."
+                )
+            return (
+                f"How much should each of the next {horizon} base forecasts be corrected "
+                f"(actual minus base)? Answer with {horizon} numbers separated by commas."
+            )
         noun = "change" if self.answer == "change" else "value"
         if horizon == 1:
             return f"What is the next {noun}? Answer with one number."
@@ -176,15 +221,20 @@ class ForecastTask:
     def max_tokens(self, horizon: int) -> int:
         return self._answer_format.max_tokens(horizon)
 
-    def parse(self, text: str, observation: np.ndarray, horizon: int) -> np.ndarray:
+    def parse(self, text: str, observation: Any, horizon: int) -> np.ndarray:
         numbers = self._answer_format.parse(text, horizon)
+        window, base, _ = _parts(observation)
         if self.answer == "value":
             return numbers
-        return float(np.asarray(observation, dtype=float)[-1]) + np.cumsum(numbers)
+        if base is not None:
+            return base[:horizon] + numbers
+        return float(window[-1]) + np.cumsum(numbers)
 
-    def fallback(self, observation: np.ndarray, horizon: int) -> tuple[np.ndarray, str]:
-        last = float(np.asarray(observation, dtype=float)[-1])
-        return np.full(horizon, last), "used the last value"
+    def fallback(self, observation: Any, horizon: int) -> tuple[np.ndarray, str]:
+        window, base, name = _parts(observation)
+        if base is not None:
+            return base[:horizon].copy(), f"used the base forecast ({name})"
+        return np.full(horizon, float(window[-1])), "used the last value"
 
     def render_prediction(self, prediction: np.ndarray) -> str:
         return self.values.render_many(np.atleast_1d(prediction))
@@ -193,26 +243,30 @@ class ForecastTask:
         diff = np.atleast_1d(prediction).astype(float) - np.atleast_1d(truth).astype(float)
         return float(np.mean(np.abs(diff)))
 
-    def outcome(self, prediction: np.ndarray, truth: np.ndarray, observation: np.ndarray) -> str:
+    def outcome(self, prediction: np.ndarray, truth: np.ndarray, observation: Any) -> str:
         pred = float(np.atleast_1d(prediction)[0])
         true = float(np.atleast_1d(truth)[0])
-        last = float(np.asarray(observation, dtype=float)[-1])
+        window, base, _ = _parts(observation)
         gap = pred - true
         side = "too high" if gap > 0 else "too low" if gap < 0 else "exact"
         fmt = self._answer_format
-        if self.answer == "change":
-            said = f"you predicted a change of {fmt.render(pred - last)}"
-            was = f"the actual change was {fmt.render(true - last)}"
-        else:
+        if self.answer == "value":
             said = f"you predicted {fmt.render(pred)}"
             was = f"the actual value was {fmt.render(true)}"
+        else:
+            anchor = float(window[-1]) if base is None else float(base[0])
+            what = "change" if base is None else "correction of the base forecast"
+            said = f"you predicted a {what} of {fmt.render(pred - anchor)}"
+            was = f"the actual {what} was {fmt.render(true - anchor)}"
         if side == "exact":
             return f"{was}; {said}: exact."
         return f"{was}; {said}: {side} by {self.changes.render(abs(gap)).lstrip('+')}."
 
-    def shrink(self, observation: np.ndarray) -> np.ndarray | None:
-        window = np.asarray(observation, dtype=float)
-        return window[1:] if window.size > 2 else None
+    def shrink(self, observation: Any) -> Any | None:
+        window, base, name = _parts(observation)
+        if window.size <= 2:
+            return None
+        return window[1:] if base is None else Anchored(window[1:], base, name)
 
 
 def _cell(value: Any, limit: int = 1000) -> str:
@@ -298,7 +352,7 @@ class LabelTask:
     def trace_text(self, value: Any) -> str:
         return self.labels[int(value)]
 
-    def question(self, horizon: int) -> str:
+    def question(self, horizon: int, observation: Any = None) -> str:
         return "Which label fits this row? Answer with one of: " + ", ".join(self.labels) + "."
 
     def grammar(self, horizon: int) -> None:
