@@ -11,12 +11,14 @@ import pytest
 from llmrnn.cli import main, run_demo
 
 
-def test_demo_backtests_rnn_zero_shot_and_naive(tmp_path):
+def test_demo_backtests_rnn_zero_shot_theta_and_naive(tmp_path):
     result = run_demo(steps=3, fit_steps=2, window=8, out=tmp_path)
     table = result["table"]
     assert list(table.index) == [
         "llmrnn rnn",
         "llmrnn zero_shot",
+        "llmrnn rnn + Theta base",
+        "Theta alone",
         "naive last",
         "naive seasonal (sp=12)",
     ]

@@ -87,6 +87,7 @@ def backtest(
     model: str | None = None,
     description: str | None = None,
     out: str | Path = "llmrnn-backtest",
+    base: str = "none",
 ) -> dict[str, object]:
     """Rolling-origin backtest of LLMRNNForecaster strategies next to naive forecasts.
 
@@ -112,6 +113,9 @@ def backtest(
         What the series is, for the model's task description.
     out : str or Path, default="llmrnn-backtest"
         Folder for the trace (CSV) and the plot (PNG) of the first strategy.
+    base : {"none", "theta", "seasonal"}, default="none"
+        Also backtest ``rnn`` correcting this base forecaster (``ThetaForecaster(sp)`` or
+        ``NaiveForecaster(sp)``), and the base itself.
 
     Returns
     -------
@@ -138,17 +142,27 @@ def backtest(
     task = f"Predict the next value of this series: {description}." if description else None
     llm = {"model": model, "window": window, "fit_steps": fit_steps, "task_description": task}
     candidates = {f"llmrnn {s}": LLMRNNForecaster(strategy=s, **llm) for s in strategies}
+    if base != "none":
+        base_forecaster = _base(base, sp, y)
+        name = type(base_forecaster).__name__.removesuffix("Forecaster")
+        candidates[f"llmrnn rnn + {name} base"] = LLMRNNForecaster(
+            strategy="rnn", base_forecaster=base_forecaster, **llm
+        )
+        candidates[f"{name} alone"] = base_forecaster.clone()
     candidates["naive last"] = NaiveForecaster(strategy="last")
     if sp > 1:
         candidates[f"naive seasonal (sp={sp})"] = NaiveForecaster(strategy="last", sp=sp)
     rows, traces = [], {}
     for name, forecaster in candidates.items():
         start = time.perf_counter()
+        # LLM forecasters learn online; statistical ones are refitted at every origin (sktime's
+        # ThetaForecaster.update does not give the forecast a refit gives)
+        online = isinstance(forecaster, LLMRNNForecaster)
         result = evaluate(
             forecaster,
             cv,
             y,
-            strategy="update",
+            strategy="update" if online else "refit",
             scoring=_metrics(),
             return_model=True,
             error_score="raise",
@@ -198,6 +212,19 @@ def backtest(
     }
 
 
+def _base(kind: str, sp: int, y: pd.Series):
+    """The base forecaster named ``kind`` for a series ``y`` of season length ``sp``."""
+    from sktime.forecasting.naive import NaiveForecaster
+    from sktime.forecasting.theta import ThetaForecaster
+
+    if kind == "seasonal":
+        return NaiveForecaster(strategy="last", sp=sp)
+    if kind == "theta":
+        # Theta deseasonalizes multiplicatively: only for positive series with a season
+        return ThetaForecaster(sp=sp, deseasonalize=sp > 1 and bool((y > 0).all()))
+    raise ValueError(f"Unknown base {kind!r}: choose none, theta or seasonal.")
+
+
 def run_demo(
     steps: int = 24,
     fit_steps: int = 6,
@@ -205,7 +232,10 @@ def run_demo(
     model: str | None = None,
     out: str | Path = "llmrnn-demo",
 ) -> dict[str, object]:
-    """Backtest LLM-as-RNN against zero-shot and naive forecasts on sktime's airline series.
+    """Backtest LLM-as-RNN against zero-shot, Theta and naive forecasts on airline passengers.
+
+    Compares plain ``rnn``, ``zero_shot``, ``rnn`` correcting ``ThetaForecaster(sp=12)``,
+    Theta alone, and the naive and seasonal naive forecasts.
 
     Parameters
     ----------
@@ -226,7 +256,10 @@ def run_demo(
         See :func:`backtest`.
     """
     y, _, sp = load_series("airline")
-    return backtest(y, steps=steps, fit_steps=fit_steps, window=window, sp=sp, model=model, out=out)
+    return backtest(
+        y, steps=steps, fit_steps=fit_steps, window=window, sp=sp, model=model, out=out,
+        base="theta",
+    )  # fmt: skip
 
 
 def _print_demo(result: dict[str, object]) -> None:
@@ -263,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="llmrnn", description="LLM-as-RNN forecasting on local GGUF models."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="backtest rnn vs zero-shot vs naive on airline passengers")
+    demo = sub.add_parser(
+        "demo", help="backtest rnn vs zero-shot vs Theta vs naive on airline passengers"
+    )
     demo.add_argument("--steps", type=_positive, default=24, help="one-step forecasts (24)")
     demo.add_argument("--fit-steps", type=_positive, default=6, help="steps run in fit (6)")
     demo.add_argument("--window", type=_positive, default=12, help="past values shown (12)")
@@ -283,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--window", type=_positive, default=12, help="past values shown (12)")
     bt.add_argument("--model", default=None, help="model name or .gguf path (embedded)")
     bt.add_argument("--out", default="llmrnn-backtest", help="output folder (llmrnn-backtest)")
+    bt.add_argument(
+        "--base",
+        choices=["none", "theta", "seasonal"],
+        default="none",
+        help="also backtest rnn correcting this base forecaster, and the base alone",
+    )
     sub.add_parser("models", help="list embedded and registered models")
     args = parser.parse_args(argv)
     if getattr(args, "window", 2) < 2:
@@ -306,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                     model=args.model,
                     description=description,
                     out=args.out,
+                    base=args.base,
                 )
                 _print_demo(result)
             else:
