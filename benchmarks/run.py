@@ -194,16 +194,18 @@ def forecasters(sp: int, fit_steps: int, description: str, positive: bool) -> di
 
 
 def accuracy(suite: Suite, out: Path) -> tuple[list[str], dict]:
-    rows, runs = [], {}
+    rows, runs, used = [], {}, {}
     for name in SERIES:
         y, description, sp = series(name)
         y = y.iloc[-(suite.origins + 60) :] if len(y) > suite.origins + 60 else y
-        y_train = y.to_numpy()[: len(y) - suite.origins]
+        # Theta deseasonalizes from two whole seasons: the first step of fit needs 2 * sp points
+        origins = used[name] = min(suite.origins, len(y) - 2 * sp - suite.fit_steps)
+        y_train = y.to_numpy()[: len(y) - origins]
         candidates = forecasters(sp, suite.fit_steps, description, bool((y > 0).all()))
         for method, forecaster in candidates.items():
             if method in suite.skip:
                 continue
-            run = backtest(forecaster, y, suite.origins)
+            run = backtest(forecaster, y, origins)
             runs[(name, method)] = run
             rows.append({"series": name, "method": method, **scores(run, y_train, sp)})
             print(f"  {name:9s} {method:32s} MAE {rows[-1]['MAE']:.3f}", flush=True)
@@ -213,6 +215,9 @@ def accuracy(suite: Suite, out: Path) -> tuple[list[str], dict]:
         "## Forecasting accuracy",
         "",
         f"One-step-ahead forecasts at the last {suite.origins} points of each series "
+        "(fewer where the series is too short for two seasons of history before them: "
+        + ", ".join(f"{n} {k}" for n, k in used.items())
+        + ") "
         '(sktime `evaluate`: strategy "update" for the LLM forecasters, which learn online, '
         '"refit" for the statistical ones, since ThetaForecaster\'s update does not give the '
         f"forecast a refit gives; LLM forecasters run {suite.fit_steps} "
