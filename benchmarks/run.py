@@ -189,6 +189,12 @@ def forecasters(sp: int, fit_steps: int, description: str, positive: bool) -> di
         "zero_shot + Theta base": LLMRNNForecaster(
             strategy="zero_shot", base_forecaster=theta(), **llm
         ),
+        "full_history + Theta base": LLMRNNForecaster(
+            strategy="full_history", base_forecaster=theta(), **llm
+        ),
+        "memprompt + Theta base": LLMRNNForecaster(
+            strategy="memprompt", base_forecaster=theta(), **llm
+        ),
         "rnn + Theta base": LLMRNNForecaster(strategy="rnn", base_forecaster=theta(), **llm),
     }
 
