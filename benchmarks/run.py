@@ -16,7 +16,8 @@ Sections:
   that ship with sktime, for the four strategies, rnn with ``feedback="judge"``, naive last
   value, seasonal naive and Theta. MAE, MASE (scaled by the in-sample seasonal-naive error, so
   MASE <= 1 beats it), sMAPE, mean rank, error-correction rate.
-- Accuracy levers: rnn and zero_shot correcting a base forecaster (seasonal naive, Theta).
+- Accuracy levers: the strategies correcting a base forecaster (Theta; the full suite adds
+  seasonal naive, which lost in every measurement so far).
 - Classification: the up/down task, online Acc@1, log loss and error-correction rate.
 - Cost: seconds and tokens per step per strategy; seconds per step against the step index for rnn
   and full_history; efficiency = llama.cpp's lower bound / actual wall time.
@@ -63,9 +64,9 @@ class Suite:
 
 
 SUITES = {
-    "quick": Suite("quick", origins=8, fit_steps=2, scaling_steps=40, class_rows=16,
+    "quick": Suite("quick", origins=8, fit_steps=2, scaling_steps=40, class_rows=12,
                    ablation_origins=4, speed=False,
-                   skip=("full_history + Theta base", "memprompt + Theta base")),
+                   skip=("zero_shot + seasonal naive base", "rnn + seasonal naive base")),
     "full": Suite("full", origins=24, fit_steps=4, scaling_steps=160, class_rows=48,
                   ablation_origins=12, speed=True),
     # checks that the runner works end to end (minutes); its report is not committed
@@ -430,7 +431,8 @@ def ablations(suite: Suite) -> list[str]:
     y_train = y.to_numpy()[: len(y) - suite.ablation_origins]
     rows = []
     settings = [{"memory_words": m} for m in (50, 100, 200, 400)]
-    settings += [{"memory_words": 100, "context_tokens": c} for c in (1024, 2048, 4096)]
+    # context_tokens 4096 with memory_words 100 is the row above: run once
+    settings += [{"memory_words": 100, "context_tokens": c} for c in (1024, 2048)]
     for setting in settings:
         forecaster = LLMRNNForecaster(window=WINDOW, fit_steps=suite.fit_steps, **setting)
         run = backtest(forecaster, y, suite.ablation_origins)
