@@ -44,9 +44,7 @@ sys.path.insert(0, str(HERE))
 
 
 def quiet() -> None:
-    """Silence sktime's notices that are not about this code (set after sktime is imported)."""
-    import sktime.forecasting.base  # noqa: F401 - its import adjusts the warning filters
-
+    """Silence two sktime notices that are not about this code (logs stay readable)."""
     warnings.filterwarnings("ignore", message="The default of config ``remember_data``")
     warnings.filterwarnings("ignore", message="`sp` in ThetaForecaster is ignored")
 
