@@ -17,7 +17,7 @@ def test_demo_backtests_rnn_zero_shot_theta_and_naive(tmp_path):
     assert list(table.index) == [
         "llmrnn rnn",
         "llmrnn zero_shot",
-        "llmrnn rnn + Theta base",
+        "llmrnn rnn, no base",
         "Theta alone",
         "naive last",
         "naive seasonal (sp=12)",
@@ -69,6 +69,8 @@ def test_backtest_dataset_name(tmp_path, capsys):
     assert main([*args, "--strategy", "zero_shot", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "llmrnn zero_shot" in printed and "naive seasonal (sp=10)" in printed
+    # the default base: the estimator's automatic Theta, also backtested alone, and rnn without it
+    assert "llmrnn rnn, no base" in printed and "Theta alone" in printed
     assert (tmp_path / "trace_zero_shot.csv").exists()
 
 
@@ -77,8 +79,9 @@ def test_backtest_csv_file_with_horizon(tmp_path, capsys, airline):
     frame = pd.DataFrame({"month": airline.index.to_timestamp(), "sales": airline.to_numpy()})
     frame.iloc[-30:].to_csv(csv, index=False)
     args = ["backtest", str(csv), "--steps", "2", "--horizon", "2", "--fit-steps", "1"]
-    assert main([*args, "--strategy", "zero_shot", "--out", str(tmp_path)]) == 0
-    assert "MASE" in capsys.readouterr().out
+    assert main([*args, "--strategy", "zero_shot", "--base", "none", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "MASE" in printed and "no base" not in printed and "alone" not in printed
 
 
 def test_backtest_argument_errors_give_usage_not_tracebacks(tmp_path, capsys):

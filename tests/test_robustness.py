@@ -21,7 +21,7 @@ from llmrnn.models import ModelFileError
 
 from ._scripted import FailingBackend, ScriptedBackend
 
-SMALL = {"window": 8, "fit_steps": 1, "memory_words": 30}
+SMALL = {"window": 8, "fit_steps": 1, "memory_words": 30, "base_forecaster": None}
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +292,7 @@ def test_neutral_correction_reproduces_the_base_forecast(monkeypatch, y20):
 
     backend = _script(monkeypatch, ScriptedBackend(["+0.0", "ok.", "- Base is fine.", "+0.0,+1.0"]))
     base = NaiveForecaster(strategy="last", sp=4)
-    f = LLMRNNForecaster(base_forecaster=base, **SMALL).fit(y20)
+    f = LLMRNNForecaster(**{**SMALL, "base_forecaster": base}).fit(y20)
     assert "Base forecast of the next values (NaiveForecaster)" in backend.prompts[0]
     assert "How much should the base forecast be corrected" in backend.prompts[0]
     expected_step = base.clone().fit(y20[:-1]).predict(fh=[1]).iloc[0]
@@ -303,10 +303,33 @@ def test_neutral_correction_reproduces_the_base_forecast(monkeypatch, y20):
     np.testing.assert_allclose(y_pred.to_numpy(), base_pred.to_numpy() + [0.0, f.scale_])
 
 
+def test_auto_base_is_theta_with_the_index_season(monkeypatch, airline):
+    from sktime.forecasting.naive import NaiveForecaster
+    from sktime.forecasting.theta import ThetaForecaster
+
+    from llmrnn.forecasting import auto_base_forecaster, season_length
+
+    assert [season_length(i) for i in (airline.index, pd.RangeIndex(5))] == [12, 1]
+    quarterly = pd.period_range("2000Q1", periods=8, freq="Q")
+    assert season_length(quarterly) == 4
+    assert season_length(pd.date_range("2000", periods=5, freq="min")) == 1
+    assert isinstance(auto_base_forecaster(airline[:2]), NaiveForecaster)
+    short, long = auto_base_forecaster(airline[:23]), auto_base_forecaster(airline[:24])
+    assert isinstance(short, ThetaForecaster) and not short.deseasonalize
+    assert (long.sp, long.deseasonalize) == (12, True)
+    assert not auto_base_forecaster(airline[:24] - 200).deseasonalize  # not positive
+    # the default: a neutral answer reproduces the automatic Theta's forecast
+    _script(monkeypatch, ScriptedBackend(["+0.0", "ok.", "- Base is fine.", "+0.0"]))
+    y = airline[:40]
+    f = LLMRNNForecaster(**{**SMALL, "base_forecaster": "auto"}).fit(y)
+    expected = ThetaForecaster(sp=12, deseasonalize=True).fit(y).predict(fh=[1])
+    np.testing.assert_allclose(f.predict(fh=[1]).to_numpy(), expected.to_numpy())
+
+
 @pytest.mark.parametrize(
     ("base", "match"),
     [
-        ("naive", "expected an sktime forecaster"),
+        ("naive", "'auto' or None, got 'naive'"),
         ("seasonal-too-long", "could not forecast from"),
     ],
 )
@@ -317,4 +340,4 @@ def test_unusable_base_forecaster_fails_with_advice(monkeypatch, y20, base, matc
     if base == "seasonal-too-long":  # needs two full seasons of 12: 19 points are too few
         base = ExponentialSmoothing(trend="add", seasonal="add", sp=12)
     with pytest.raises(ValueError, match=match):
-        LLMRNNForecaster(base_forecaster=base, **SMALL).fit(y20)
+        LLMRNNForecaster(**{**SMALL, "base_forecaster": base}).fit(y20)

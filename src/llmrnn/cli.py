@@ -87,7 +87,7 @@ def backtest(
     model: str | None = None,
     description: str | None = None,
     out: str | Path = "llmrnn-backtest",
-    base: str = "none",
+    base: str = "auto",
 ) -> dict[str, object]:
     """Rolling-origin backtest of LLMRNNForecaster strategies next to naive forecasts.
 
@@ -113,9 +113,10 @@ def backtest(
         What the series is, for the model's task description.
     out : str or Path, default="llmrnn-backtest"
         Folder for the trace (CSV) and the plot (PNG) of the first strategy.
-    base : {"none", "theta", "seasonal"}, default="none"
-        Also backtest ``rnn`` correcting this base forecaster (``ThetaForecaster(sp)`` or
-        ``NaiveForecaster(sp)``), and the base itself.
+    base : {"auto", "none", "theta", "seasonal"}, default="auto"
+        The base forecaster every LLM strategy corrects: the estimator's automatic choice
+        (``auto_base_forecaster``), none, ``ThetaForecaster(sp)`` or ``NaiveForecaster(sp)``.
+        With a base, ``rnn`` without one and the base alone are backtested too.
 
     Returns
     -------
@@ -127,7 +128,7 @@ def backtest(
     from sktime.forecasting.naive import NaiveForecaster
     from sktime.split import ExpandingWindowSplitter
 
-    from .forecasting import LLMRNNForecaster
+    from .forecasting import LLMRNNForecaster, auto_base_forecaster
     from .models import resolve_model
     from .trace import write_trace
 
@@ -141,14 +142,17 @@ def backtest(
     cv = ExpandingWindowSplitter(initial_window=len(y) - steps - horizon + 1, fh=fh)
     task = f"Predict the next value of this series: {description}." if description else None
     llm = {"model": model, "window": window, "fit_steps": fit_steps, "task_description": task}
-    candidates = {f"llmrnn {s}": LLMRNNForecaster(strategy=s, **llm) for s in strategies}
-    if base != "none":
-        base_forecaster = _base(base, sp, y)
-        name = type(base_forecaster).__name__.removesuffix("Forecaster")
-        candidates[f"llmrnn rnn + {name} base"] = LLMRNNForecaster(
-            strategy="rnn", base_forecaster=base_forecaster, **llm
+    base_forecaster = _base(base, sp, y)
+    candidates = {
+        f"llmrnn {s}": LLMRNNForecaster(strategy=s, base_forecaster=base_forecaster, **llm)
+        for s in strategies
+    }
+    if base_forecaster is not None:
+        candidates["llmrnn rnn, no base"] = LLMRNNForecaster(
+            strategy="rnn", base_forecaster=None, **llm
         )
-        candidates[f"{name} alone"] = base_forecaster.clone()
+        alone = auto_base_forecaster(y) if base == "auto" else base_forecaster.clone()
+        candidates[f"{type(alone).__name__.removesuffix('Forecaster')} alone"] = alone
     candidates["naive last"] = NaiveForecaster(strategy="last")
     if sp > 1:
         candidates[f"naive seasonal (sp={sp})"] = NaiveForecaster(strategy="last", sp=sp)
@@ -213,16 +217,18 @@ def backtest(
 
 
 def _base(kind: str, sp: int, y: pd.Series):
-    """The base forecaster named ``kind`` for a series ``y`` of season length ``sp``."""
+    """The ``base_forecaster`` named ``kind`` for a series ``y`` of season length ``sp``."""
     from sktime.forecasting.naive import NaiveForecaster
     from sktime.forecasting.theta import ThetaForecaster
 
+    if kind in ("auto", "none"):
+        return None if kind == "none" else "auto"
     if kind == "seasonal":
         return NaiveForecaster(strategy="last", sp=sp)
     if kind == "theta":
         # Theta deseasonalizes multiplicatively: only for positive series with a season
         return ThetaForecaster(sp=sp, deseasonalize=sp > 1 and bool((y > 0).all()))
-    raise ValueError(f"Unknown base {kind!r}: choose none, theta or seasonal.")
+    raise ValueError(f"Unknown base {kind!r}: choose auto, none, theta or seasonal.")
 
 
 def run_demo(
@@ -234,8 +240,9 @@ def run_demo(
 ) -> dict[str, object]:
     """Backtest LLM-as-RNN against zero-shot, Theta and naive forecasts on airline passengers.
 
-    Compares plain ``rnn``, ``zero_shot``, ``rnn`` correcting ``ThetaForecaster(sp=12)``,
-    Theta alone, and the naive and seasonal naive forecasts.
+    Compares ``rnn`` and ``zero_shot`` with their default base (Theta with the monthly season),
+    ``rnn`` without a base (the paper's loop alone), Theta alone, and the naive and seasonal
+    naive forecasts.
 
     Parameters
     ----------
@@ -256,10 +263,7 @@ def run_demo(
         See :func:`backtest`.
     """
     y, _, sp = load_series("airline")
-    return backtest(
-        y, steps=steps, fit_steps=fit_steps, window=window, sp=sp, model=model, out=out,
-        base="theta",
-    )  # fmt: skip
+    return backtest(y, steps=steps, fit_steps=fit_steps, window=window, sp=sp, model=model, out=out)
 
 
 def _print_demo(result: dict[str, object]) -> None:
@@ -320,9 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--out", default="llmrnn-backtest", help="output folder (llmrnn-backtest)")
     bt.add_argument(
         "--base",
-        choices=["none", "theta", "seasonal"],
-        default="none",
-        help="also backtest rnn correcting this base forecaster, and the base alone",
+        choices=["auto", "none", "theta", "seasonal"],
+        default="auto",
+        help="base forecaster the LLM corrects (auto: Theta with the index's season); "
+        "with one, rnn without a base and the base alone are backtested too",
     )
     sub.add_parser("models", help="list embedded and registered models")
     args = parser.parse_args(argv)

@@ -18,9 +18,65 @@ from .recurrence import Recurrence, State
 from .tasks import Anchored, ForecastTask
 from .trace import StepRecord, trace_frame
 
-__all__ = ["LLMRNNForecaster"]
+__all__ = ["LLMRNNForecaster", "auto_base_forecaster", "season_length"]
 
 logger = logging.getLogger("llmrnn")
+
+#: Season length by the leading letters of a pandas frequency (what ``season_length`` reads).
+_SEASONS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24}
+
+
+def season_length(index: pd.Index) -> int:
+    """Season length implied by a regular index's frequency: 12 for monthly, 4 for quarterly,
+    52 weekly, 7 daily, 5 business-daily, 24 hourly; 1 when unknown (annual, integer, none).
+
+    Parameters
+    ----------
+    index : pandas.Index
+        A PeriodIndex or DatetimeIndex with a frequency; any other index gives 1.
+
+    Returns
+    -------
+    int
+    """
+    freq = getattr(index, "freqstr", None)
+    if not freq:
+        return 1
+    letters = freq.lstrip("0123456789")
+    for prefix, sp in _SEASONS.items():
+        if letters.startswith(prefix) and (prefix != "M" or not letters.startswith("MIN")):
+            return sp
+    return 1
+
+
+def auto_base_forecaster(history: pd.Series) -> BaseForecaster:
+    """The base forecaster that ``base_forecaster="auto"`` corrects, chosen for ``history``.
+
+    Theta (SES with drift) with the season length of the index (``season_length``),
+    deseasonalized only when the history holds two whole seasons of positive values; the last
+    value while fewer than 3 points are known. Theta was the base that won the quick benchmark
+    (``benchmarks/results``): see ``docs/decisions.md``.
+
+    Parameters
+    ----------
+    history : pandas.Series
+        The points known before the forecast.
+
+    Returns
+    -------
+    sktime forecaster
+        An unfitted forecaster.
+    """
+    from sktime.forecasting.naive import NaiveForecaster
+    from sktime.forecasting.theta import ThetaForecaster
+
+    sp = season_length(history.index)
+    seasonal = sp > 1 and len(history) >= 2 * sp and bool((history > 0).all())
+    with warnings.catch_warnings():  # sktime's notice of a future default, per construction
+        warnings.filterwarnings("ignore", message="The default of config ``remember")
+        if len(history) < 3:
+            return NaiveForecaster(strategy="last")
+        return ThetaForecaster(sp=sp if seasonal else 1, deseasonalize=seasonal)
 
 
 class LLMRNNForecaster(BaseForecaster):
@@ -72,10 +128,14 @@ class LLMRNNForecaster(BaseForecaster):
         What the model writes: the changes from the last value (a neutral answer repeats the
         last value), or the values themselves. With a ``base_forecaster``, "change" is the
         correction of each base forecast (a neutral answer repeats the base forecast).
-    base_forecaster : sktime forecaster or None, default=None
+    base_forecaster : sktime forecaster, "auto" or None, default="auto"
         A forecaster whose forecasts the model sees and corrects; the memory learns its
         systematic errors. It is refitted (a clone) on the history before every step and every
-        prediction, so it should be cheap: ``NaiveForecaster(sp=12)``, ``ThetaForecaster``.
+        prediction, so it should be cheap: ``ThetaForecaster(sp=12)``, ``NaiveForecaster``.
+        "auto" is Theta with the season length of the index (``auto_base_forecaster``): the
+        measured winner, see the README's accuracy table. For a season the index does not show
+        (lynx's 10 years, an integer index), pass ``ThetaForecaster(sp=...)``. None lets the
+        model forecast from the window alone, as in the paper.
 
     Attributes
     ----------
@@ -161,7 +221,7 @@ class LLMRNNForecaster(BaseForecaster):
         window: int = 24,
         n_samples: int = 20,
         answer: str = "change",
-        base_forecaster: BaseForecaster | None = None,
+        base_forecaster: BaseForecaster | str | None = "auto",
     ) -> None:
         self.model = model
         self.strategy = strategy
@@ -196,12 +256,16 @@ class LLMRNNForecaster(BaseForecaster):
         window = self._window_before(y, position)
         if self.base_forecaster is None:
             return window
-        name = type(self.base_forecaster).__name__
         history = y.iloc[:position]
+        if isinstance(self.base_forecaster, str):  # "auto", checked in fit
+            chosen = auto_base_forecaster(history)
+        else:
+            chosen = self.base_forecaster
+        name = type(chosen).__name__
         try:
             with warnings.catch_warnings():  # sktime's notice of a future default, per clone
                 warnings.filterwarnings("ignore", message="The default of config ``remember")
-                base = self.base_forecaster.clone()
+                base = chosen.clone()
             values = base.fit(history, fh=list(range(1, horizon + 1))).predict()
             values = values.to_numpy(dtype=float).ravel()
         except Exception as exc:
@@ -259,12 +323,14 @@ class LLMRNNForecaster(BaseForecaster):
                 "Invalid value for parameter `answer`: expected 'change' or 'value', "
                 f"got {self.answer!r}."
             )
-        if self.base_forecaster is not None and not isinstance(
-            self.base_forecaster, BaseForecaster
+        if not (
+            self.base_forecaster is None
+            or isinstance(self.base_forecaster, BaseForecaster)
+            or (isinstance(self.base_forecaster, str) and self.base_forecaster == "auto")
         ):
             raise ValueError(
                 "Invalid value for parameter `base_forecaster`: expected an sktime forecaster "
-                f"(e.g. NaiveForecaster(sp=12)) or None, got {self.base_forecaster!r}."
+                f"(e.g. ThetaForecaster(sp=12)), 'auto' or None, got {self.base_forecaster!r}."
             )
         self._check_values(y)
         if len(y) < 2:
@@ -402,8 +468,9 @@ class LLMRNNForecaster(BaseForecaster):
         """Parameter sets for sktime's conformance suite (deterministic stand-in backend).
 
         Each set reaches a different code path: the memory rewrite with truth feedback and the
-        change answer; the append-only history with judged feedback and value answers; and the
-        zero-shot baseline with a bounded number of fit steps, correcting a base forecaster.
+        default automatic base; the append-only history with judged feedback and value answers
+        and no base; and the zero-shot baseline with a bounded number of fit steps, correcting a
+        given base forecaster.
         """
         from sktime.forecasting.naive import NaiveForecaster
 
@@ -418,6 +485,7 @@ class LLMRNNForecaster(BaseForecaster):
                 "answer": "value",
                 "context_tokens": 512,
                 "n_samples": 4,
+                "base_forecaster": None,
             },
             {
                 "model": STAND_IN,
