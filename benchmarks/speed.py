@@ -154,7 +154,8 @@ def main(steps: int = 160, traces: dict[str, pd.DataFrame] | None = None) -> str
     finally:
         params.make_backend = real_backend
     loop = f._loop()
-    msgs, _, _ = loop.messages(f._loop_state, y.to_numpy()[-12:], 12)
+    observation = f._observation(f._series, len(f._series), 12)  # what predict shows
+    msgs, _, _ = loop.messages(f._loop_state, observation, 12)
     prompt = loop.backend.render(msgs)
     start = time.perf_counter()
     for i in range(20):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from llmrnn.backends.llama_cpp import LlamaCppBackend
@@ -40,3 +42,30 @@ def test_real_backend_rejects_bad_grammar_without_crashing(default_model_path):
     # The process and the model are still fine.
     ok = backend.complete("Count: 1, 2,", max_tokens=4, grammar=numbers_grammar(1, 2, 0))
     assert ok.text.strip().lstrip("-").isdigit()
+
+
+def test_parallel_samples_follow_the_grammar_and_their_seeds(default_model_path):
+    from llmrnn.backends.base import Message
+
+    backend = LlamaCppBackend(default_model_path, n_ctx=1024)
+    prompt = backend.render([Message("user", "Write three random numbers between 0 and 99.")])
+    grammar = numbers_grammar(3, 2, 1, signed=True)
+    greedy = backend.complete(prompt, max_tokens=30, grammar=grammar).text
+    samples = backend.complete_many(
+        prompt, seeds=range(8), max_tokens=30, grammar=grammar, temperature=1.0
+    )
+    pattern = re.compile(r"[-+]?\d{1,2}\.\d, [-+]?\d{1,2}\.\d, [-+]?\d{1,2}\.\d")
+    texts = [s.text for s in samples]
+    assert all(pattern.fullmatch(t) for t in texts), texts
+    assert len(set(texts)) > 1  # eight seeds, one sampled text each
+    assert not any(s.truncated for s in samples)
+    # the prompt is evaluated once, for the first sample; the others share it
+    tokens = backend.count_tokens(prompt)
+    assert samples[0].prompt_tokens == tokens and samples[0].cached_tokens == 0
+    assert all(s.prompt_tokens == 0 and s.cached_tokens == tokens for s in samples[1:])
+    again = backend.complete_many(
+        prompt, seeds=range(8), max_tokens=30, grammar=grammar, temperature=1.0
+    )
+    assert [s.text for s in again] == texts  # repeatable
+    # the samples ran on their own context: the main one gives the same greedy text as before
+    assert backend.complete(prompt, max_tokens=30, grammar=grammar).text == greedy

@@ -324,16 +324,40 @@ class Recurrence:
         return weights / weights.sum()
 
     def sample(self, state: State, observation: Any, horizon: int, n: int) -> np.ndarray:
-        """Draw ``n`` seeded samples of the prediction; the prompt is evaluated once."""
+        """Draw ``n`` seeded samples of the prediction; the prompt is evaluated once.
+
+        A backend with ``complete_many`` generates the samples side by side; an unreadable
+        sample is drawn again alone, like any unreadable answer (retry, then the fallback).
+        """
         msgs, _, observation = self.messages(state, observation, horizon)
         prompt = self.backend.render(msgs)
         temperature = max(self.config.temperature, SAMPLE_TEMPERATURE)
-        draws = [
-            self._answer(
-                prompt, observation, horizon, temperature=temperature, seed=self.config.seed + i
-            )[0]
-            for i in range(n)
-        ]
+        seeds = [self.config.seed + i for i in range(n)]
+        many = getattr(self.backend, "complete_many", None)
+        texts: list[str | None] = [None] * n
+        if many is not None:
+            completions = many(
+                prompt,
+                seeds=seeds,
+                max_tokens=self.task.max_tokens(horizon),
+                grammar=self.task.grammar(horizon),
+                temperature=temperature,
+            )
+            texts = [c.text for c in completions]
+        draws = []
+        for seed, text in zip(seeds, texts):
+            value = None
+            if text is not None:
+                try:
+                    value = self.task.parse(text, observation, horizon)
+                except ParseError:
+                    value = None
+            if value is None:  # drawn alone: no batch, or an unreadable batched sample
+                again = seed if text is None else seed + n
+                value = self._answer(
+                    prompt, observation, horizon, temperature=temperature, seed=again
+                )[0]
+            draws.append(value)
         return np.asarray(draws, dtype=float)
 
     def _text(self, msgs: list[Message], primer: str, max_tokens: int, seed: int) -> Completion:

@@ -56,7 +56,12 @@ class Completion:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What the recurrence asks of a language model."""
+    """What the recurrence asks of a language model.
+
+    A backend may also offer ``complete_many(prompt, *, seeds, max_tokens, grammar,
+    temperature) -> list[Completion]``, one sampled continuation per seed generated side by
+    side (the llama.cpp backend does); without it, samples are drawn one ``complete`` at a time.
+    """
 
     #: Path of the model file in use (or the stand-in's name).
     model_path: str
