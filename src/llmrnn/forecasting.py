@@ -263,10 +263,12 @@ class LLMRNNForecaster(BaseForecaster):
             chosen = self.base_forecaster
         name = type(chosen).__name__
         try:
-            with warnings.catch_warnings():  # sktime's notice of a future default, per clone
+            # sktime's notice of a future default, raised by every forecaster constructed (the
+            # clone, and those Theta builds inside fit): about sktime, nothing for the user to do
+            with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The default of config ``remember")
                 base = chosen.clone()
-            values = base.fit(history, fh=list(range(1, horizon + 1))).predict()
+                values = base.fit(history, fh=list(range(1, horizon + 1))).predict()
             values = values.to_numpy(dtype=float).ravel()
         except Exception as exc:
             raise ValueError(
