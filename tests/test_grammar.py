@@ -69,3 +69,12 @@ def test_parallel_samples_follow_the_grammar_and_their_seeds(default_model_path)
     assert [s.text for s in again] == texts  # repeatable
     # the samples ran on their own context: the main one gives the same greedy text as before
     assert backend.complete(prompt, max_tokens=30, grammar=grammar).text == greedy
+
+
+def test_parallel_samples_fall_back_to_one_at_a_time(default_model_path, monkeypatch):
+    # an older llama-cpp-python without llama.cpp's memory API: the same call, sequential samples
+    monkeypatch.setattr("llmrnn.backends.llama_cpp._parallel_supported", lambda _: False)
+    backend = LlamaCppBackend(default_model_path, n_ctx=512)
+    grammar = numbers_grammar(1, 2, 0)
+    samples = backend.complete_many("Count: 1, 2,", seeds=[0, 1, 2], max_tokens=4, grammar=grammar)
+    assert len(samples) == 3 and all(s.text.strip().lstrip("-").isdigit() for s in samples)

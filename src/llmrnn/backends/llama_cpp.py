@@ -185,6 +185,14 @@ def _prefill(shared: _SharedModel, tokens: list[int]) -> int:
     return start
 
 
+def _parallel_supported(llama_cpp) -> bool:
+    """Whether this llama-cpp-python has what ``complete_many`` uses (the memory API of
+    llama.cpp and unified KV caches; 0.3.36 has, the oldest allowed 0.3.x may not)."""
+    fields = {name for name, *_ in llama_cpp.llama_context_params._fields_}
+    needed = ("llama_memory_seq_cp", "llama_memory_clear", "llama_max_parallel_sequences")
+    return "kv_unified" in fields and all(hasattr(llama_cpp, n) for n in needed)
+
+
 def _use_extra_buffers() -> bool:
     """Whether llama.cpp may put weights in its "extra" CPU buffer types (AMX, repacking).
 
@@ -429,6 +437,17 @@ class LlamaCppBackend:
         """
         import llama_cpp
 
+        if not _parallel_supported(llama_cpp):  # an older llama-cpp-python: one at a time
+            return [
+                self.complete(
+                    prompt,
+                    max_tokens=max_tokens,
+                    grammar=grammar,
+                    temperature=temperature,
+                    seed=seed,
+                )  # fmt: skip
+                for seed in seeds
+            ]
         shared = self._shared
         compiled = self._grammar(grammar) if grammar else None
         completions: list[Completion] = []
