@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 
 from llmrnn.cli import main, run_demo
+from llmrnn.models import CATALOGUE
+
+from ._hfcache import TINY_FILES, TINY_REPO, add_repo, use_cache
 
 
 def test_demo_backtests_rnn_zero_shot_theta_and_naive(tmp_path):
@@ -95,3 +98,47 @@ def test_backtest_argument_errors_give_usage_not_tracebacks(tmp_path, capsys):
     assert "neither a dataset" in capsys.readouterr().err
     assert main(["backtest", "lynx", "--steps", "500"]) == 2
     assert "too few" in capsys.readouterr().err
+
+
+# -- models and pull, on a Hugging Face cache in tmp_path (offline; no network) --------------
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch, default_model_path):
+    cache = tmp_path / "hf-cache"
+    add_repo(cache, TINY_REPO, TINY_FILES, default_model_path)
+    entry = CATALOGUE["qwen2.5-0.5b-instruct"]
+    snapshot = add_repo(cache, entry.repo_id, (entry.filename,), default_model_path)
+    use_cache(monkeypatch, cache)
+    return cache, snapshot / entry.filename
+
+
+def test_cli_models_lists_catalogue_with_cached_files_and_sizes(hf_cache, capsys):
+    cache, cached = hf_cache
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith("qwen2.5-0.5b-instruct "))
+    assert str(cached) in row and "98 MB" in row and "apache-2.0" in row
+    row = next(line for line in lines if line.startswith("phi-4-mini-instruct "))
+    assert "not downloaded" in row and "~2.49 GB" in row
+    assert any(line.startswith("smollm2-135m ") and "embedded" in line for line in lines)
+    assert f"Hugging Face cache: {cache} (offline mode: on)" in lines
+
+
+def test_cli_pull_reports_a_cached_model_without_network(hf_cache, capsys):
+    _, cached = hf_cache
+    assert main(["pull", "qwen2.5-0.5b-instruct"]) == 0
+    printed = capsys.readouterr().out
+    assert "already in the Hugging Face cache (98 MB)" in printed and str(cached) in printed
+    assert main(["pull", f"{TINY_REPO}:q8_0"]) == 0
+    assert "tiny-Q8_0.gguf" in capsys.readouterr().out
+
+
+def test_cli_pull_offline_and_not_cached_is_a_clear_error(hf_cache, capsys):
+    cache, _ = hf_cache
+    assert main(["pull", "phi-4-mini-instruct"]) == 2
+    err = capsys.readouterr().err
+    assert "unsloth/Phi-4-mini-instruct-GGUF:Q4_K_M is not in the Hugging Face cache" in err
+    assert str(cache) in err and "llmrnn pull" in err and "Traceback" not in err
+    assert main(["pull", "gpt-9"]) == 2
+    assert "neither a catalogue name" in capsys.readouterr().err

@@ -41,7 +41,12 @@ def check_params(est: Any, extra: dict[str, tuple[int, bool]] | None = None) -> 
         Naming the parameter, what it expects and the value it got.
     """
     if est.model is not None and not isinstance(est.model, (str, os.PathLike)):
-        _fail("model", "None, a registered model name or a path to a .gguf file", est.model)
+        _fail(
+            "model",
+            "None, a path to a .gguf file, a registered or catalogue name (`llmrnn models`) or "
+            "a Hugging Face GGUF repository 'org/repo[:QUANT]'",
+            est.model,
+        )
     if est.strategy not in STRATEGIES:
         _fail("strategy", f"one of {STRATEGIES}", est.strategy)
     if est.feedback not in FEEDBACKS:
@@ -80,8 +85,21 @@ def loop_config(est: Any) -> LoopConfig:
 
 
 def backend_for(est: Any) -> tuple[str, Backend]:
-    """Resolve the estimator's model and return its path and a backend handle on it."""
-    path = resolve_model(est.model)
+    """Return the estimator's model path and a backend handle on it.
+
+    The ``model`` parameter is resolved once, in ``fit``; afterwards the fitted file is reused
+    for as long as ``model`` is unchanged, so ``predict`` and ``update`` run the file
+    ``model_path_`` names (a Hugging Face id is not looked up again, a changed
+    ``LLMRNN_MODELS`` does not swap the file, and a pickled or cloned-then-refitted estimator
+    never downloads again when the file is cached).
+    """
+    resolved = est.__dict__.get("_resolved_model")
+    if resolved is not None and resolved[0] == est.model:
+        path = resolved[1]
+    else:
+        path = resolve_model(est.model)
+        # which `model` value the path came from: set_params(model=...) invalidates it
+        est._resolved_model = (est.model, path)
     backend = make_backend(
         path,
         context_tokens=est.context_tokens,

@@ -1,4 +1,4 @@
-"""The ``llmrnn`` command: ``demo`` (the main job), ``backtest`` and ``models``.
+"""The ``llmrnn`` command: ``demo`` (the main job), ``backtest``, ``models`` and ``pull``.
 
 Library code raises; only here do errors become short messages (exit status 2).
 """
@@ -276,15 +276,57 @@ def _print_demo(result: dict[str, object]) -> None:
     print(f"plot:  {result['plot'] or '(install matplotlib for the plot)'}")
 
 
+def _size(num_bytes: float) -> str:
+    """Bytes as a short human string (decimal units, as the Hugging Face pages print them)."""
+    for unit, scale, digits in (("GB", 1e9, 2), ("MB", 1e6, 0), ("kB", 1e3, 0)):
+        if num_bytes >= scale:
+            return f"{num_bytes / scale:.{digits}f} {unit}"
+    return f"{num_bytes:.0f} B"
+
+
 def _models() -> None:
     from .backends.llama_cpp import gpu_offload_supported
-    from .models import available_models
+    from .hub import cache_dir, is_offline, model_size
+    from .models import CATALOGUE, available_models
 
+    print(f"{'name':<24} {'source':<10} {'size':>9}  where")
     for info in available_models():
-        where = info.path or "(not installed)"
-        print(f"{info.name:<28} {info.source:<11} {where}")
-    print(f"\nGPU offload available: {'yes' if gpu_offload_supported() else 'no'}")
-    print("Register more: LLMRNN_MODELS=/path/to/file.gguf:/path/to/folder")
+        entry = CATALOGUE.get(info.name) if info.source == "catalogue" else None
+        if info.path:
+            size, where = _size(model_size(info.path)), info.path
+        elif entry is not None:
+            size, where = f"~{entry.size_gb:.2f} GB", "not downloaded"
+        else:
+            size, where = "", "(not installed)"
+        if entry is not None:
+            where += f"  [{entry.hub_id}, {entry.licence}]"
+        print(f"{info.name:<24} {info.source:<10} {size:>9}  {where}")
+    print(f"\nHugging Face cache: {cache_dir()} (offline mode: {'on' if is_offline() else 'off'})")
+    print("Fetch a catalogue model or any GGUF repository: llmrnn pull NAME_OR_ORG/REPO[:QUANT]")
+    print("Register local files: LLMRNN_MODELS=/path/to/file.gguf:/path/to/folder")
+    print(f"GPU offload available: {'yes' if gpu_offload_supported() else 'no'}")
+
+
+def _pull(name: str) -> None:
+    """Put a catalogue model or a Hugging Face GGUF repository into the Hugging Face cache."""
+    from .hub import cached_model, model_size, resolve_hub_model
+    from .models import CATALOGUE, hub_id_of
+
+    hub_id = hub_id_of(name)
+    if hub_id is None:
+        raise ValueError(
+            f"{name!r} is neither a catalogue name ({', '.join(CATALOGUE)}) nor a Hugging Face "
+            "GGUF repository 'org/repo' or 'org/repo:QUANT'."
+        )
+    cached = cached_model(hub_id)
+    if cached is not None:
+        print(f"{hub_id} is already in the Hugging Face cache ({_size(model_size(cached))}):")
+        print(cached)
+        return
+    path = resolve_hub_model(hub_id)
+    print(f"{hub_id} is in the Hugging Face cache ({_size(model_size(path))}):")
+    print(path)
+    print(f"Use it with model={name!r}.")
 
 
 def _positive(text: str) -> int:
@@ -329,7 +371,15 @@ def main(argv: list[str] | None = None) -> int:
         help="base forecaster the LLM corrects (auto: Theta with the index's season); "
         "with one, rnn without a base and the base alone are backtested too",
     )
-    sub.add_parser("models", help="list embedded and registered models")
+    sub.add_parser(
+        "models", help="list embedded, registered and catalogue models and where their files are"
+    )
+    pull = sub.add_parser(
+        "pull", help="download a catalogue model or Hugging Face GGUF repository into the HF cache"
+    )
+    pull.add_argument(
+        "name", metavar="NAME_OR_ID", help="catalogue name (`llmrnn models`) or org/repo[:QUANT]"
+    )
     args = parser.parse_args(argv)
     if getattr(args, "window", 2) < 2:
         parser.error("--window must be at least 2")
@@ -355,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                     base=args.base,
                 )
                 _print_demo(result)
+            elif args.command == "pull":
+                _pull(args.name)
             else:
                 _models()
         except (ValueError, FileNotFoundError) as exc:

