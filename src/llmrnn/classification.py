@@ -36,7 +36,11 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     model : str, path-like or None, default=None
-        None for the embedded default model, a registered name or a path to a ``.gguf`` file.
+        None for the embedded default model; a path to a ``.gguf`` file; a registered or
+        catalogue name (``llmrnn models``); or a Hugging Face GGUF repository ``"org/repo"`` or
+        ``"org/repo:QUANT"``, e.g. ``"Qwen/Qwen2.5-1.5B-Instruct-GGUF"``. A cached file is used
+        with no network call; a missing one is downloaded in ``fit`` (never in offline mode).
+        ``model_path_`` is the file resolved in ``fit``; later calls reuse it.
     strategy : {"rnn", "zero_shot", "full_history", "memprompt"}, default="rnn"
         "rnn" rewrites the memory each step; the others are the paper's baselines.
     feedback : {"truth", "judge"}, default="truth"

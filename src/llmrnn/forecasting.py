@@ -90,8 +90,15 @@ class LLMRNNForecaster(BaseForecaster):
     Parameters
     ----------
     model : str, path-like or None, default=None
-        None for the embedded default model, a registered name (see ``llmrnn models``) or a path
-        to a ``.gguf`` file.
+        None for the embedded default model (SmolLM2-135M, ships with the install); a path to a
+        ``.gguf`` file; a name from ``llmrnn models`` (registered through ``LLMRNN_MODELS``, or
+        a catalogue name such as ``"qwen2.5-1.5b-instruct"``); or a Hugging Face GGUF
+        repository ``"org/repo"`` or ``"org/repo:QUANT"``, e.g.
+        ``"Qwen/Qwen2.5-1.5B-Instruct-GGUF"`` (without a tag Q4_K_M, else any Q4 file, as
+        llama.cpp chooses). A file already in the Hugging Face cache is used with no network
+        call; a missing one is downloaded in ``fit`` (``llmrnn pull`` fetches it ahead), never
+        in offline mode (``HF_HUB_OFFLINE=1``). ``model_path_`` is the file resolved in ``fit``:
+        ``predict`` and ``update`` use it, and a pickled forecaster keeps it.
     strategy : {"rnn", "zero_shot", "full_history", "memprompt"}, default="rnn"
         "rnn" rewrites the memory each step; the others are the paper's baselines: no memory,
         every past step appended to the prompt, or an append-only list of feedback notes.
