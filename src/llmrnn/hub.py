@@ -274,6 +274,11 @@ def cached_model(hub_id: HubId | str) -> str | None:
     -------
     str or None
         The path of the (first shard of the) cached file, or None.
+
+    Raises
+    ------
+    ValueError
+        If ``hub_id`` is not of the form ``org/repo[:QUANT]``.
     """
     parsed = parse_hub_id(hub_id) if isinstance(hub_id, str) else hub_id
     if parsed is None:
@@ -348,6 +353,8 @@ def resolve_hub_model(hub_id: HubId | str) -> str:
     HubModelError
         Not cached while offline (the message names the id, the cache folder and
         ``llmrnn pull``), no such repository, no such quant, or the hub cannot be reached.
+    ValueError
+        If ``hub_id`` is not of the form ``org/repo[:QUANT]``.
     """
     parsed = parse_hub_id(hub_id) if isinstance(hub_id, str) else hub_id
     if parsed is None:
