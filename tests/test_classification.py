@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from llmrnn import LLMRNNClassifier
+from llmrnn import LLMRNNClassifier, prompts
 from llmrnn.backends.llama_cpp import load_count
 from llmrnn.datasets import updown_task
 from llmrnn.tasks import LabelTask
@@ -41,7 +41,7 @@ def test_fit_runs_recurrence_on_last_rows(fitted):
     assert set(trace["error"]) <= {0.0, 1.0}
     assert set(trace["prediction"]) <= {"down", "up"}
     assert trace["feedback"].str.contains("the true label was").all()
-    assert fitted.memory_ == trace["memory"].iloc[-1] != "Nothing learned yet."
+    assert fitted.memory_ == trace["memory"].iloc[-1] != prompts.DEFAULT_MEMORY
     assert list(fitted.classes_) == ["down", "up"]
     assert fitted.n_features_in_ == 4
     assert list(fitted.feature_names_in_) == ["change_1", "change_2", "change_3", "month"]

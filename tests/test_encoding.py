@@ -39,10 +39,12 @@ def test_signed_format_and_errors():
 
 def test_forecast_task_change_answer_reproduces_last_value_when_neutral():
     y = np.array([10.0, 12.0, 11.0, 15.0])
-    task = ForecastTask.from_series(y, answer="change")
+    task = ForecastTask.from_series(y, answer="change", weight=1.0)
     assert task.scale == 0.1  # largest change 4 -> 40.0
     assert "Last value: 150.0" in task.render_observation(y)
-    np.testing.assert_allclose(task.parse("+0.0, +10.0", y, 2), [15.0, 16.0])
+    answer = task.parse("+0.0, +10.0", y, 2)
+    np.testing.assert_allclose(answer, [0.0, 1.0])  # changes, in data units
+    np.testing.assert_allclose(task.settle(answer, y, ())[0], [15.0, 16.0])
     fallback, rule = task.fallback(y, 3)
-    np.testing.assert_allclose(fallback, [15.0, 15.0, 15.0])
+    np.testing.assert_allclose(task.settle(fallback, y, ())[0], [15.0, 15.0, 15.0])
     assert "last value" in rule

@@ -11,8 +11,9 @@ from sktime.forecasting.model_evaluation import evaluate
 from sktime.performance_metrics.forecasting import MeanAbsoluteError
 from sktime.split import ExpandingWindowSplitter
 
-from llmrnn import LLMRNNForecaster
+from llmrnn import LLMRNNForecaster, prompts
 from llmrnn.backends.llama_cpp import load_count
+from llmrnn.memory import SECTIONS, parse_sections
 from llmrnn.trace import TRACE_COLUMNS
 
 FH6 = [1, 2, 3, 4, 5, 6]
@@ -33,14 +34,14 @@ def test_fit_runs_the_recurrence_over_fit_steps(fitted, y30):
     assert list(trace.columns) == TRACE_COLUMNS
     assert len(trace) == 3
     assert list(trace["index"]) == list(y30.index[-3:])
-    assert (trace["calls"] == 3).all()  # predict, reflect, rewrite
+    assert (trace["calls"] == 5).all()  # predict, reflect, rewrite Patterns, Mistakes, Rules
     assert trace["feedback"].str.len().gt(0).all()
     assert np.isfinite(trace["error"]).all()
     assert fitted.memory_ == trace["memory"].iloc[-1]
-    assert fitted.memory_ != "Nothing learned yet."
-    # The reflect and rewrite calls continue the prediction conversation: most of their prompt
-    # comes from llama.cpp's KV cache.
-    assert (trace["cached_tokens"] > trace["prompt_tokens"]).all()
+    assert fitted.memory_ != prompts.DEFAULT_MEMORY
+    assert list(parse_sections(fitted.memory_)) == list(SECTIONS)
+    # The section calls continue one prompt: a large part comes from llama.cpp's KV cache.
+    assert (trace["cached_tokens"] > 0).all()
     assert fitted.model_path_.endswith(".gguf")
 
 
@@ -84,7 +85,7 @@ def test_update_runs_three_phases_per_new_point(airline, y30):
     new = trace.iloc[-2:]
     assert list(new["index"]) == list(airline.index[-2:])
     assert new["feedback"].str.len().gt(0).all()
-    assert (new["calls"] == 3).all()  # predict, reflect, rewrite: the rewrite may keep the text
+    assert (new["calls"] == 5).all()  # predict, reflect, three sections: the text may be kept
     assert f.memory_ == new["memory"].iloc[-1] and memory == trace["memory"].iloc[1]
     assert f.cutoff[0] == airline.index[-1]
 
@@ -139,8 +140,8 @@ def test_evaluate_update_strategy_gives_finite_errors(airline):
         ({"strategy": "zero_shot"}, 1),
         ({"strategy": "full_history"}, 1),
         ({"strategy": "memprompt"}, 2),
-        ({"strategy": "rnn", "feedback": "judge"}, 3),
-        ({"strategy": "rnn", "answer": "value"}, 3),
+        ({"strategy": "rnn", "feedback": "judge"}, 5),
+        ({"strategy": "rnn", "answer": "value"}, 5),
     ],
 )
 def test_every_strategy_runs_on_the_real_model(y30, params, calls):
@@ -151,7 +152,7 @@ def test_every_strategy_runs_on_the_real_model(y30, params, calls):
     if params["strategy"] in ("memprompt", "full_history"):
         assert f.memory_.count("\n") == 1  # two entries, one per step
     if params.get("feedback") == "judge":
-        assert "actual change was" not in " ".join(trace["feedback"])  # no truth shown
+        assert "actual" not in " ".join(trace["feedback"])  # no truth shown
 
 
 def test_full_history_drops_oldest_entries_to_fit_the_budget(airline):

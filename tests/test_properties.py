@@ -43,7 +43,7 @@ settings_ = settings(
     scale=magnitudes,
     outputs=st.lists(answers, max_size=12),
     strategy=st.sampled_from(["rnn", "zero_shot", "full_history", "memprompt"]),
-    words=st.integers(10, 60),
+    words=st.integers(12, 60),
 )
 def test_forecaster_never_breaks_on_adversarial_output(
     monkeypatch, values, scale, outputs, strategy, words

@@ -7,10 +7,10 @@ import os
 from typing import Any
 
 from .backends import Backend, make_backend
-from .models import resolve_model
+from .models import STAND_IN, check_gguf, resolve_model
 from .recurrence import FEEDBACKS, STRATEGIES, LoopConfig
 
-__all__ = ["check_params", "loop_config", "backend_for"]
+__all__ = ["check_params", "loop_config", "backend_for", "backend_on"]
 
 
 def _fail(name: str, expected: str, value: Any) -> None:
@@ -51,7 +51,7 @@ def check_params(est: Any, extra: dict[str, tuple[int, bool]] | None = None) -> 
         _fail("strategy", f"one of {STRATEGIES}", est.strategy)
     if est.feedback not in FEEDBACKS:
         _fail("feedback", f"one of {FEEDBACKS}", est.feedback)
-    _check_int("memory_words", est.memory_words, 10)
+    _check_int("memory_words", est.memory_words, 12)
     _check_int("context_tokens", est.context_tokens, 256)
     _check_int("fit_steps", est.fit_steps, 0, allow_none=True)
     _check_int("random_state", est.random_state, 0, allow_none=True)
@@ -85,25 +85,21 @@ def loop_config(est: Any) -> LoopConfig:
 
 
 def backend_for(est: Any) -> tuple[str, Backend]:
-    """Return the estimator's model path and a backend handle on it.
+    """Resolve the estimator's ``model`` (in ``fit``) and return its path and a backend on it."""
+    path = resolve_model(est.model)
+    return path, backend_on(est, path)
 
-    The ``model`` parameter is resolved once, in ``fit``; afterwards the fitted file is reused
-    for as long as ``model`` is unchanged, so ``predict`` and ``update`` run the file
-    ``model_path_`` names (a Hugging Face id is not looked up again, a changed
-    ``LLMRNN_MODELS`` does not swap the file, and a pickled or cloned-then-refitted estimator
-    never downloads again when the file is cached).
-    """
-    resolved = est.__dict__.get("_resolved_model")
-    if resolved is not None and resolved[0] == est.model:
-        path = resolved[1]
-    else:
-        path = resolve_model(est.model)
-        # which `model` value the path came from: set_params(model=...) invalidates it
-        est._resolved_model = (est.model, path)
-    backend = make_backend(
+
+def backend_on(est: Any, path: str) -> Backend:
+    """A backend on the fitted file ``path`` (``model_path_``): ``predict`` and ``update`` run
+    the file ``fit`` resolved, never a new resolution of ``model`` (a Hugging Face id is not
+    looked up again, a changed ``LLMRNN_MODELS`` does not swap the file). A file that is gone
+    since (an unpickled estimator on another machine) raises ``ModelFileError``."""
+    if path != STAND_IN:
+        check_gguf(path)
+    return make_backend(
         path,
         context_tokens=est.context_tokens,
         n_threads=est.n_threads,
         n_gpu_layers=est.n_gpu_layers,
     )
-    return path, backend

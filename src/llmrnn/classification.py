@@ -10,13 +10,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import prompts
 from ._atomic import atomic
-from ._params import backend_for, check_params, loop_config
+from ._params import backend_for, backend_on, check_params, loop_config
 from ._progress import progress_bar
-from .recurrence import Recurrence, State
+from .memory import initial_memory
+from .recurrence import Recurrence, Replay, State
 from .tasks import LabelTask
-from .trace import StepRecord, error_correction_rate, trace_frame
+from .trace import effect_frame, error_correction_rate, trace_frame
 
 __all__ = ["LLMRNNClassifier"]
 
@@ -176,14 +176,14 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
             label_descriptions=self.label_descriptions,
             fallback_label=fallback,
         )
-        memory = prompts.escape(self.initial_memory or prompts.DEFAULT_MEMORY)
-        self._loop_state = State(memory=memory)
-        self._records: list[StepRecord] = []
+        self._loop_state = State(memory=initial_memory(self.initial_memory))
+        self._initial = self._loop_state
+        self._replays: list[Replay] = []
         self.memory_ = self._loop_state.memory
 
     def _loop(self) -> Recurrence:
-        _, backend = backend_for(self)
-        return Recurrence(backend, self._task, loop_config(self))
+        """A recurrence on the fitted model file (cheap: the loaded model is shared)."""
+        return Recurrence(backend_on(self, self.model_path_), self._task, loop_config(self))
 
     def _encode(self, y) -> np.ndarray:
         """Class positions of ``y``; unseen labels are an error, not a silent guess."""
@@ -206,17 +206,18 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
             )
         truths = None if y is None else self._encode(y)
         loop = self._loop()
-        state, records = self._loop_state, []
+        state, replays = self._loop_state, []
         with progress_bar(len(X), self.progress, "partial_fit") as bar:
             for i, row in enumerate(X):
                 truth = None if truths is None else int(truths[i])
-                state, record = loop.step(state, row, truth, index=len(self._records) + i)
-                records.append(record)
+                before = state
+                state, record = loop.step(state, row, truth, index=len(self._replays) + i)
+                replays.append(Replay(before, row, truth, record))
                 if record.fault:
                     logger.info("step %d: %s", record.step, record.fault)
                 bar.update(record.error)
         self._loop_state = state
-        self._records = self._records + records
+        self._replays = self._replays + replays
         self.memory_ = state.memory if self.strategy == "rnn" else "\n".join(state.entries)
 
     # -- scikit-learn interface ------------------------------------------------------------
@@ -343,7 +344,26 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         pd.DataFrame
         """
         check_is_fitted(self)
-        return trace_frame(self._records)
+        return trace_frame([r.record for r in self._replays])
+
+    def memory_effect(self) -> pd.DataFrame:
+        """What the memory changed: every step's label against the label with the initial memory.
+
+        Each recurrent step with a true label is scored again with the memory it started from
+        replaced by the initial one (for "full_history" and "memprompt": no past steps or
+        notes); the row is the same, so a difference is the memory's doing. One model call per
+        step; the estimator does not change.
+
+        Returns
+        -------
+        pd.DataFrame
+            One row per step: ``step, index, answer, answer_initial, prediction,
+            prediction_initial, truth, error, error_initial, changed`` (errors are 0/1).
+            Summarize it with :func:`llmrnn.trace.effect_summary`.
+        """
+        check_is_fitted(self)
+        steps = [r for r in self._replays if r.truth is not None]
+        return effect_frame(self._loop().memory_effect(steps, self._initial))
 
     @property
     def error_correction_rate_(self) -> float:

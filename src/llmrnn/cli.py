@@ -11,6 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["DATASETS", "backtest", "load_series", "main", "run_demo"]
@@ -130,7 +131,7 @@ def backtest(
 
     from .forecasting import LLMRNNForecaster, auto_base_forecaster
     from .models import resolve_model
-    from .trace import write_trace
+    from .trace import effect_summary, write_trace
 
     resolve_model(model)  # a bad model fails here, with its own message
     if len(y) < steps + horizon + 3:
@@ -156,7 +157,7 @@ def backtest(
     candidates["naive last"] = NaiveForecaster(strategy="last")
     if sp > 1:
         candidates[f"naive seasonal (sp={sp})"] = NaiveForecaster(strategy="last", sp=sp)
-    rows, traces = [], {}
+    rows, traces, errors = [], {}, {}
     for name, forecaster in candidates.items():
         start = time.perf_counter()
         # LLM forecasters learn online; statistical ones are refitted at every origin (sktime's
@@ -172,6 +173,7 @@ def backtest(
             error_score="raise",
         )
         seconds = time.perf_counter() - start
+        errors[name] = result["test_MeanAbsoluteError"].to_numpy(dtype=float)
         row = {
             "forecaster": name,
             "MAE": result["test_MeanAbsoluteError"].mean(),
@@ -207,13 +209,28 @@ def backtest(
         plot_trace(trace, plot_path, title=title)
     except ImportError:
         plot_path = None
+    effect = None
+    if first.strategy == "rnn":
+        # the answer with the memory against the answer with the initial memory, step by step
+        effect = effect_summary(first.memory_effect(), after=5)
     return {
         "table": table,
         "memory": first.memory_,
         "model": first.model_path_,
         "trace": trace_path,
         "plot": plot_path,
+        "effect": effect,
+        "curve": _curve(errors, blocks=4),
     }
+
+
+def _curve(errors: dict[str, np.ndarray], blocks: int) -> pd.DataFrame:
+    """Mean absolute error of each forecaster over consecutive blocks of the backtest."""
+    rows = {}
+    for name, values in errors.items():
+        parts = np.array_split(np.arange(len(values)), min(blocks, len(values)))
+        rows[name] = {f"{p[0] + 1}-{p[-1] + 1}": float(values[p].mean()) for p in parts}
+    return pd.DataFrame(rows).T
 
 
 def _base(kind: str, sp: int, y: pd.Series):
@@ -266,10 +283,41 @@ def run_demo(
     return backtest(y, steps=steps, fit_steps=fit_steps, window=window, sp=sp, model=model, out=out)
 
 
+def _verdict(table: pd.DataFrame, effect: dict | None) -> str:
+    """One plain sentence: did the memory help on this data?"""
+    names = list(table.index)
+    rnn = next((n for n in names if n.endswith(" rnn")), None)
+    zero = next((n for n in names if n.endswith(" zero_shot")), None)
+    if rnn is None or zero is None or effect is None:
+        return ""
+    mae_rnn, mae_zero = table.loc[rnn, "MAE"], table.loc[zero, "MAE"]
+    alone = [n for n in names if n.endswith(" alone")]
+    base = f", the base alone {table.loc[alone[0], 'MAE']:.3f}" if alone else ""
+    helped = mae_rnn < mae_zero and effect["error"] < effect["error_initial"]
+    head = "The memory helped here" if helped else "The memory did not help on this data"
+    return (
+        f"{head}: MAE rnn {mae_rnn:.3f}, zero_shot {mae_zero:.3f}{base}; with the initial "
+        f"memory instead of the learned one, rnn's own answers would have scored "
+        f"{effect['error_initial']:.3f} instead of {effect['error']:.3f}."
+    )
+
+
 def _print_demo(result: dict[str, object]) -> None:
     table: pd.DataFrame = result["table"]  # type: ignore[assignment]
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.round(3).fillna("").to_string())
+        curve = result.get("curve")
+        if curve is not None:
+            print("\nlearning curve: mean absolute error over blocks of the backtest's steps")
+            print(curve.round(3).to_string())
+    effect = result.get("effect")
+    if effect:
+        print(
+            f"\nwhat the memory changed (rnn, {effect['steps']} steps after the first five): the "
+            f"answer differed from the one with the initial memory at {effect['changed']:.0%} "
+            f"of them, better at {effect['better']} and worse at {effect['worse']}."
+        )
+        print(_verdict(table, effect))
     print(f"\nmodel: {result['model']}")
     print(f"\nfinal memory of the first llmrnn forecaster:\n{result['memory']}\n")
     print(f"trace: {result['trace']}")

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster
 
-from . import prompts
 from ._atomic import atomic
-from ._params import backend_for, check_params, loop_config
+from ._params import backend_for, backend_on, check_params, loop_config
 from ._progress import progress_bar
-from .recurrence import Recurrence, State
+from .memory import initial_memory
+from .recurrence import Recurrence, Replay, State
 from .tasks import Anchored, ForecastTask
-from .trace import StepRecord, trace_frame
+from .trace import effect_frame, trace_frame
 
 __all__ = ["LLMRNNForecaster", "auto_base_forecaster", "season_length"]
 
@@ -130,7 +130,10 @@ class LLMRNNForecaster(BaseForecaster):
     window : int, default=24
         Past observations shown at each step.
     n_samples : int, default=20
-        Seeded samples behind ``predict_interval`` and ``predict_quantiles``.
+        Seeded samples of the model's answer behind ``predict_interval`` and
+        ``predict_quantiles``; each is combined with every past one-step error of the forecast
+        (its record, widened by sqrt(h) at h steps ahead), so intervals reflect how far off the
+        forecasts have been, not only how much the model's answers vary.
     answer : {"change", "value"}, default="change"
         What the model writes: the changes from the last value (a neutral answer repeats the
         last value), or the values themselves. With a ``base_forecaster``, "change" is the
@@ -143,11 +146,19 @@ class LLMRNNForecaster(BaseForecaster):
         measured winner, see the README's accuracy table. For a season the index does not show
         (lynx's 10 years, an integer index), pass ``ThetaForecaster(sp=...)``. None lets the
         model forecast from the window alone, as in the paper.
+    correction_weight : "learned" or float, default="learned"
+        How much of the model's (bounded) correction reaches the forecast: the forecast is the
+        anchor (the base forecast, or the last value) plus this weight times the correction.
+        "learned" learns it online from the model's own record (``llmrnn.guard.weight``): 0 until
+        its corrections have come true often enough, up to 1 when they keep doing so, so a
+        model that does not help falls back to the base. A number in [0, 1] fixes it; 1.0 takes
+        the model's corrections as they are (the paper's loop, still bounded).
 
     Attributes
     ----------
     memory_ : str
-        The current memory (for "memprompt" and "full_history", the notes or past steps kept).
+        The current memory: three lines, Patterns, Mistakes and Rules (for "memprompt" and
+        "full_history", the notes or past steps kept).
     model_path_ : str
         The GGUF file in use.
     scale_ : float
@@ -229,6 +240,7 @@ class LLMRNNForecaster(BaseForecaster):
         n_samples: int = 20,
         answer: str = "change",
         base_forecaster: BaseForecaster | str | None = "auto",
+        correction_weight: float | str = "learned",
     ) -> None:
         self.model = model
         self.strategy = strategy
@@ -247,13 +259,13 @@ class LLMRNNForecaster(BaseForecaster):
         self.n_samples = n_samples
         self.answer = answer
         self.base_forecaster = base_forecaster
+        self.correction_weight = correction_weight
         super().__init__()
 
     # -- helpers ---------------------------------------------------------------------------
     def _loop(self) -> Recurrence:
-        """A recurrence on the shared model (cheap: nothing is stored on the estimator)."""
-        _, backend = backend_for(self)
-        return Recurrence(backend, self._task, loop_config(self))
+        """A recurrence on the fitted model file (cheap: the loaded model is shared)."""
+        return Recurrence(backend_on(self, self.model_path_), self._task, loop_config(self))
 
     def _window_before(self, y: pd.Series, position: int) -> np.ndarray:
         return y.to_numpy(dtype=float)[max(0, position - self.window) : position]
@@ -291,23 +303,23 @@ class LLMRNNForecaster(BaseForecaster):
         return Anchored(window, values, name)
 
     def _run(self, loop: Recurrence, state: State, y: pd.Series, positions: range, what: str):
-        """Run steps at ``positions`` of ``y``; return the new state and records (uncommitted)."""
-        records: list[StepRecord] = []
+        """Run steps at ``positions`` of ``y``; return the new state and replays (uncommitted)."""
+        replays: list[Replay] = []
         values = y.to_numpy(dtype=float)
         with progress_bar(len(positions), self.progress, what) as bar:
             for t in positions:
-                state, record = loop.step(
-                    state, self._observation(y, t, 1), np.array([values[t]]), index=y.index[t]
-                )
-                records.append(record)
+                observation, truth = self._observation(y, t, 1), np.array([values[t]])
+                before = state
+                state, record = loop.step(state, observation, truth, index=y.index[t])
+                replays.append(Replay(before, observation, truth, record))
                 if record.fault:
                     logger.info("step %d at %s: %s", record.step, record.index, record.fault)
                 bar.update(record.error)
-        return state, records
+        return state, replays
 
-    def _commit(self, state: State, records: list[StepRecord]) -> None:
+    def _commit(self, state: State, replays: list[Replay]) -> None:
         self._loop_state = state
-        self._records = self._records + records
+        self._replays = self._replays + replays
         self.memory_ = state.memory if self.strategy == "rnn" else "\n".join(state.entries)
 
     @staticmethod
@@ -341,6 +353,13 @@ class LLMRNNForecaster(BaseForecaster):
                 "Invalid value for parameter `base_forecaster`: expected an sktime forecaster "
                 f"(e.g. ThetaForecaster(sp=12)), 'auto' or None, got {self.base_forecaster!r}."
             )
+        weight = self.correction_weight
+        number = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+        if not ((isinstance(weight, str) and weight == "learned") or (number and 0 <= weight <= 1)):
+            raise ValueError(
+                "Invalid value for parameter `correction_weight`: expected 'learned' or a number "
+                f"between 0 and 1, got {weight!r}."
+            )
         self._check_values(y)
         if len(y) < 2:
             raise ValueError(
@@ -353,14 +372,17 @@ class LLMRNNForecaster(BaseForecaster):
             y.to_numpy(dtype=float),
             answer=self.answer,
             description=self.task_description,
+            based=self.base_forecaster is not None,
+            weight=None if self.correction_weight == "learned" else float(self.correction_weight),
         )
         self.scale_ = self._task.scale
         loop = Recurrence(backend, self._task, loop_config(self))
         start = 1 if self.fit_steps is None else max(1, len(y) - self.fit_steps)
-        state = State(memory=prompts.escape(self.initial_memory or prompts.DEFAULT_MEMORY))
-        self._records: list[StepRecord] = []
-        state, records = self._run(loop, state, y, range(start, len(y)), "fit")
-        self._commit(state, records)
+        state = State(memory=initial_memory(self.initial_memory))
+        self._initial = state
+        self._replays: list[Replay] = []
+        state, replays = self._run(loop, state, y, range(start, len(y)), "fit")
+        self._commit(state, replays)
         self._series = y.copy()  # every point seen so far: the context of the next step
         return self
 
@@ -382,6 +404,13 @@ class LLMRNNForecaster(BaseForecaster):
         horizon = int(steps.max())
         observation = self._observation(self._series, len(self._series), horizon)
         samples = self._loop().sample(self._loop_state, observation, horizon, self.n_samples)
+        # The model's sampled answers, each plus every past one-step error of the forecast
+        # (widened by sqrt(h) at h steps ahead): a guard that trusts the model little gives
+        # samples close to the base forecast, and the record says how far off that was.
+        errors = self._task.residuals(self._loop_state.record)
+        if errors.size:
+            widen = np.sqrt(np.arange(1, horizon + 1))
+            samples = (samples[:, None, :] + errors[None, :, None] * widen).reshape(-1, horizon)
         quantiles = np.quantile(samples[:, steps - 1], alpha, axis=0).T  # (len(fh), len(alpha))
         columns = pd.MultiIndex.from_product([self._get_varnames(), alpha])
         return pd.DataFrame(quantiles, index=fh.to_absolute_index(self.cutoff), columns=columns)
@@ -443,8 +472,8 @@ class LLMRNNForecaster(BaseForecaster):
         full = pd.concat([seen, new])
         if update_params:
             positions = range(len(seen), len(full))
-            state, records = self._run(self._loop(), self._loop_state, full, positions, "update")
-            self._commit(state, records)
+            state, replays = self._run(self._loop(), self._loop_state, full, positions, "update")
+            self._commit(state, replays)
         self._series = full
         return self
 
@@ -470,7 +499,36 @@ class LLMRNNForecaster(BaseForecaster):
             ]
             frame = pd.concat(parts, ignore_index=True)
             return frame[["series", *frame.columns[:-1]]]
-        return trace_frame(self._records)
+        return trace_frame([r.record for r in self._replays])
+
+    def memory_effect(self) -> pd.DataFrame:
+        """What the memory changed: every step's answer against the answer with the initial memory.
+
+        Each recurrent step is predicted again with the memory it started from replaced by the
+        initial one (for "full_history" and "memprompt": with no past steps or notes); the
+        window, the base forecast and the guard's weight stay the same, so any difference is the
+        memory's doing. Costs one model call per step; the estimator does not change.
+
+        Returns
+        -------
+        pd.DataFrame
+            One row per step: ``step, index, answer, answer_initial, prediction,
+            prediction_initial, truth, error, error_initial, changed``. Summarize it with
+            :func:`llmrnn.trace.effect_summary`. For a multi-column ``y``, a first column
+            ``series``.
+        """
+        self.check_is_fitted()
+        if getattr(self, "_is_vectorized", False):
+            fitted = self.forecasters_
+            parts = [
+                fitted.loc[row, column].memory_effect().assign(series=column)
+                for row in fitted.index
+                for column in fitted.columns
+            ]
+            frame = pd.concat(parts, ignore_index=True)
+            return frame[["series", *frame.columns[:-1]]]
+        rows = self._loop().memory_effect(self._replays, self._initial)
+        return effect_frame(rows)
 
     @classmethod
     def get_test_params(cls, parameter_set: str = "default") -> list[dict[str, Any]]:

@@ -147,6 +147,18 @@ def numbers_grammar(count: int, int_digits: int, decimals: int, *, signed: bool 
     return validate_gbnf(f"root ::= {root}\nnum ::= {sign} {int_part}{frac}\n")
 
 
+def rule_number_grammar(int_digits: int, decimals: int) -> str:
+    """Grammar for " <signed number>." : the end of the memory's Rules line.
+
+    "... correct the base forecast by about" must go on with one signed number and stop, so
+    the rule the next prediction reads says which way to correct and by how much, and nothing
+    else: free text after the number (0.5B model: "..., and predict a correction of -23.1")
+    made the prediction copy the wrong number or sign.
+    """
+    number = numbers_grammar(1, int_digits, decimals, signed=True).splitlines()[1]
+    return validate_gbnf(f'root ::= " " num "."\n{number}\n')
+
+
 def choice_grammar(options: list[str]) -> str:
     """Grammar that accepts exactly one of ``options``."""
     if not options:

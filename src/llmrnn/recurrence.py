@@ -20,13 +20,14 @@ in the record's ``fault``.
 
 from __future__ import annotations
 
-import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import memory as mem
 from . import prompts
 from .backends.base import Backend, Completion, Message
 from .encoding import ParseError
@@ -40,6 +41,8 @@ __all__ = [
     "ContextBudgetError",
     "LoopConfig",
     "State",
+    "Replay",
+    "PLANS",
     "Recurrence",
 ]
 
@@ -48,6 +51,9 @@ FEEDBACKS = ("truth", "judge")
 
 #: Temperature of the seeded samples behind intervals and quantiles when ``temperature`` is lower.
 SAMPLE_TEMPERATURE = 0.7
+
+#: Steps of record kept in the state (older ones weigh < 5% in the guard's discounted fit).
+RECORD_STEPS = 64
 
 _TURN_OVERHEAD = 16  # tokens a chat template adds around one message
 _NOTE_WORDS = 40  # a memprompt note keeps at most this many words of the feedback
@@ -86,12 +92,17 @@ class LoopConfig:
     context_tokens: int = 4096
     temperature: float = 0.0
     seed: int = 0
-    feedback_tokens: int = 64
+    feedback_tokens: int = 48
 
     @property
     def memory_tokens(self) -> int:
         """Token bound of a memory rewrite (about 1.6 tokens a word, numbers included)."""
         return int(self.memory_words * 1.6) + 16
+
+    @property
+    def section_tokens(self) -> int:
+        """Token bound of one memory section (its share of ``memory_tokens``)."""
+        return self.memory_tokens // len(prompts.MEMORY_SECTIONS) + 8
 
 
 @dataclass(frozen=True)
@@ -106,73 +117,47 @@ class State:
         Past steps (full_history) or feedback notes (memprompt), oldest first.
     steps : int
         Steps taken so far.
+    record : tuple
+        The task's record of the newest steps with a truth (``Task.record_item``), oldest
+        first: the facts shown to the reflect call and the evidence the guard weighs.
     """
 
     memory: str = prompts.DEFAULT_MEMORY
     entries: tuple[str, ...] = ()
     steps: int = 0
+    record: tuple = ()
+
+    def recorded(self, item: tuple) -> tuple:
+        """The record with ``item`` appended, bounded to the newest ``RECORD_STEPS``."""
+        return (*self.record, item)[-RECORD_STEPS:]
 
 
-def _clean(text: str) -> str:
-    """Strip a free-text answer of surrounding space and of tags it must not carry."""
-    text = re.sub(r"</?\s*(memory|data)\s*>", "", text, flags=re.IGNORECASE)
-    return prompts.escape(text.strip())
+class Replay(NamedTuple):
+    """What replaying a step needs: the state before it, its observation, truth and record."""
+
+    state: State
+    observation: Any
+    truth: Any
+    record: StepRecord
 
 
-_PIECE = re.compile(r"[^\n.!?]*(?:[.!?]+|\n|$)")
+@dataclass(frozen=True)
+class _Plan:
+    """What one strategy does in each phase of a step."""
+
+    block: str  # state shown in the system prompt: "memory", "history", "notes" or ""
+    reflect: str  # when the reflect call runs: "always", "judge" (judge feedback only), "never"
+    rewrite: bool  # whether the memory is rewritten
+    append: str  # what the step appends to the entries: "history", "notes" or ""
 
 
-def _pieces(text: str) -> list[tuple[int, int, str]]:
-    """Sentences and lines of ``text`` as (start, end, key); the key ignores case, bullets,
-    punctuation and spacing, so "- The series rises." and "  the series rises" match."""
-    found = []
-    for match in _PIECE.finditer(text):
-        if match.start() == match.end():
-            continue
-        key = " ".join(re.sub(r"[^a-z0-9+\-]+", " ", match.group().lower()).split()).strip("- ")
-        found.append((match.start(), match.end(), key))
-    return found
-
-
-def _dedupe_sentences(text: str) -> tuple[str, int]:
-    """Drop sentences or lines that repeat an earlier one; return the text and the count."""
-    seen: set[str] = set()
-    kept: list[str] = []
-    dropped = 0
-    for start, end, key in _pieces(text):
-        if key and key in seen:
-            dropped += 1
-            continue
-        seen.add(key)
-        kept.append(text[start:end])
-    return ("".join(kept).strip() if dropped else text), dropped
-
-
-def _looping(text: str) -> bool:
-    """True once the last finished sentence or line repeats an earlier one (a small model's loop).
-
-    Checked after every generated token of a reflection or rewrite, so a loop costs one repeated
-    sentence instead of the whole token budget; the repeat itself is removed afterwards.
-    """
-    finished = [key for _, end, key in _pieces(text) if key and text[end - 1] in ".!?\n"]
-    return len(finished) >= 2 and finished[-1] in finished[:-1]
-
-
-def _cap_words(text: str, words: int) -> tuple[str, bool]:
-    """Cut ``text`` after ``words`` words, keeping its line breaks; say whether it was cut."""
-    matches = list(re.finditer(r"\S+", text))
-    if len(matches) <= words:
-        return text, False
-    return text[: matches[words - 1].end()], True
-
-
-def _finished(text: str) -> str:
-    """Drop a cut text's unfinished last sentence or line, if a finished one comes before it."""
-    text = text.rstrip()
-    if not text or text[-1] in ".!?":
-        return text
-    ends = [m.end() for m in re.finditer(r"[.!?](?=\s)|\n", text)]
-    return text[: ends[-1]].rstrip() if ends else text
+#: The paper's strategies, phase by phase.
+PLANS = {
+    "rnn": _Plan(block="memory", reflect="always", rewrite=True, append=""),
+    "zero_shot": _Plan(block="", reflect="never", rewrite=False, append=""),
+    "full_history": _Plan(block="history", reflect="judge", rewrite=False, append="history"),
+    "memprompt": _Plan(block="notes", reflect="always", rewrite=False, append="notes"),
+}
 
 
 class Recurrence:
@@ -183,7 +168,7 @@ class Recurrence:
     backend : Backend
         The language model.
     task : Task
-        How observations are rendered and answers parsed and scored.
+        How observations are rendered and answers parsed, guarded and scored.
     config : LoopConfig
         Strategy, feedback mode and budgets.
     """
@@ -192,34 +177,29 @@ class Recurrence:
         self.backend = backend
         self.task = task
         self.config = config
+        self.plan = PLANS[config.strategy]
         self._reserve_cache: dict[int, int] = {}
 
     # -- prompt assembly -------------------------------------------------------------------
-    def _system(self, memory: str, entries: tuple[str, ...]) -> str:
+    def _system(self, entries: tuple[str, ...]) -> str:
         words = self.task.words
         text = prompts.SYSTEM.format(role=words["role"], task=prompts.escape(self.task.description))
-        strategy = self.config.strategy
-        if strategy == "rnn":
-            text += prompts.MEMORY_BLOCK.format(memory=memory)
-        elif strategy == "full_history" and entries:
+        block = self.plan.block
+        if block == "history" and entries:
             text += prompts.HISTORY_BLOCK.format(entries="\n".join(entries))
-        elif strategy == "memprompt" and entries:
+        elif block == "notes" and entries:
             text += prompts.NOTES_BLOCK.format(entries="\n".join(entries))
         return text
+
+    def _reflects(self) -> bool:
+        return self.plan.reflect == "always" or (
+            self.plan.reflect == "judge" and self.config.feedback == "judge"
+        )
 
     def _reserve(self, horizon: int) -> int:
         """Tokens kept free after the prediction prompt for the rest of the step."""
         if horizon not in self._reserve_cache:
             reserve = self.task.max_tokens(horizon) + _TURN_OVERHEAD
-            if self.config.strategy != "zero_shot":
-                words = self.task.words
-                reflect = prompts.REFLECT_TRUTH.format(outcome="", **words)
-                reflect += prompts.REFLECT_JUDGE.format(**words)
-                reserve += self.config.feedback_tokens + _TURN_OVERHEAD * 2
-                reserve += self.backend.count_tokens(reflect)
-            if self.config.strategy == "rnn":
-                reserve += self.config.memory_tokens + _TURN_OVERHEAD * 2
-                reserve += self.backend.count_tokens(prompts.REWRITE)
             self._reserve_cache[horizon] = reserve
         return self._reserve_cache[horizon]
 
@@ -238,12 +218,21 @@ class Recurrence:
         """
         entries = state.entries
         budget = self.config.context_tokens - self._reserve(horizon)
-        question = self.task.question(horizon, observation)
+        question = self.task.question(horizon, observation, follow=self.plan.block == "memory")
         while True:
             data = prompts.escape(self.task.render_observation(observation))
+            memory = ""
+            if self.plan.block == "memory":
+                memory = prompts.MEMORY_BLOCK.format(memory=state.memory)
+            user = prompts.OBSERVATION.format(
+                observation=data,
+                memory=memory,
+                lead=prompts.LEADS[self.plan.block if memory or entries else ""],
+                question=question,
+            )
             msgs = [
-                Message("system", self._system(state.memory, entries)),
-                Message("user", prompts.OBSERVATION.format(observation=data, question=question)),
+                Message("system", self._system(entries)),
+                Message("user", user),
             ]
             used = self.backend.count_tokens(self.backend.render(msgs))
             if used <= budget:
@@ -271,12 +260,13 @@ class Recurrence:
     def _answer(
         self, prompt: str, observation: Any, horizon: int, *, temperature: float, seed: int
     ) -> tuple[Any, Completion, str]:
+        """The model's answer as the task reads it (before the guard), its call and any fault."""
         if self.task.choices is not None:
             logprobs, completion = self.backend.score(prompt, self.task.choices)
             return int(np.argmax(logprobs)), completion, ""
         completion, first_error = None, ""
         # An unreadable answer is retried once, sampled (a greedy retry would repeat it), then
-        # replaced by the task's fallback; both are recorded in the trace's fault column.
+        # replaced by the task's neutral fallback; both are recorded in the trace's fault column.
         for attempt, temp in enumerate((temperature, max(temperature, SAMPLE_TEMPERATURE))):
             completion = self.backend.complete(
                 prompt,
@@ -295,23 +285,30 @@ class Recurrence:
         value, rule = self.task.fallback(observation, horizon)
         return value, completion, f"unreadable prediction twice ({first_error}): {rule}"
 
-    def predict(self, state: State, observation: Any, horizon: int = 1) -> tuple[Any, str]:
-        """Predict ``horizon`` steps ahead with the current state, in one generation.
-
-        Returns
-        -------
-        prediction, fault
-            The task's prediction and "" or what went wrong.
-        """
+    def answer(self, state: State, observation: Any, horizon: int = 1) -> tuple[Any, str]:
+        """The model's raw answer with ``state`` (before the guard), and "" or its fault."""
         msgs, _, observation = self.messages(state, observation, horizon)
-        prediction, _, fault = self._answer(
+        value, _, fault = self._answer(
             self.backend.render(msgs),
             observation,
             horizon,
             temperature=self.config.temperature,
             seed=self.config.seed + state.steps,
         )
-        return prediction, fault
+        return value, fault
+
+    def predict(self, state: State, observation: Any, horizon: int = 1) -> tuple[Any, str]:
+        """Predict ``horizon`` steps ahead with the current state, in one generation.
+
+        Returns
+        -------
+        prediction, fault
+            The task's prediction (the answer through the task's guard) and "" or what went
+            wrong.
+        """
+        value, fault = self.answer(state, observation, horizon)
+        prediction, _, guarded = self.task.settle(value, observation, state.record)
+        return prediction, "; ".join(f for f in (fault, guarded) if f)
 
     def probabilities(self, state: State, observation: Any) -> np.ndarray:
         """Probability of each of the task's choices, scored from the model's logits.
@@ -328,6 +325,7 @@ class Recurrence:
 
         A backend with ``complete_many`` generates the samples side by side; an unreadable
         sample is drawn again alone, like any unreadable answer (retry, then the fallback).
+        Every sample passes through the task's guard with the same record.
         """
         msgs, _, observation = self.messages(state, observation, horizon)
         prompt = self.backend.render(msgs)
@@ -357,21 +355,184 @@ class Recurrence:
                 value = self._answer(
                     prompt, observation, horizon, temperature=temperature, seed=again
                 )[0]
-            draws.append(value)
+            draws.append(self.task.settle(value, observation, state.record)[0])
         return np.asarray(draws, dtype=float)
 
-    def _text(self, msgs: list[Message], primer: str, max_tokens: int, seed: int) -> Completion:
+    def _text(
+        self, msgs: list[Message], primer: str, max_tokens: int, seed: int, stop: tuple = ()
+    ) -> Completion:
         """A free-text answer that starts with ``primer``; the returned text includes it."""
         done = self.backend.complete(
             self.backend.render(msgs) + primer,
             max_tokens=max_tokens,
             temperature=self.config.temperature,
             seed=seed,
-            stop=prompts.TEXT_STOP,
+            stop=(*stop, *prompts.TEXT_STOP),
             repeat_penalty=_TEXT_REPEAT_PENALTY,
-            halt=_looping,
+            halt=mem.looping,
         )
         return replace(done, text=primer + done.text)
+
+    # -- phases 2 and 3 --------------------------------------------------------------------
+    def _reflect(
+        self,
+        state: State,
+        observation: Any,
+        answer: Any,
+        outcome: str,
+        record: tuple,
+        seed: int,
+    ) -> tuple[list[Message], Completion, str, list[str]]:
+        """Phase 2: the reflection e(t) on the answer, grounded in the record's facts.
+
+        Its own conversation (``prompts.REFLECT_SYSTEM``): the memory without its Rules, the
+        step's data and answer, the outcome and the facts (truth), or the judge's criteria.
+        Returns the conversation so far, the reflection's call, the feedback text and faults.
+        """
+        cfg, words = self.config, self.task.words
+        memory = ""
+        if self.plan.block == "memory":
+            kept = mem.parse_sections(state.memory)
+            kept.pop(mem.SECTIONS[-1], None)
+            memory = prompts.REFLECT_MEMORY.format(memory=mem.render_sections(kept))
+        step = prompts.REFLECT_STEP.format(
+            observation=prompts.escape(self.task.render_observation(observation)),
+            answer=self.task.answer_text(answer),
+        )
+        if cfg.feedback == "truth":
+            facts = self.task.facts(record)
+            ask = prompts.REFLECT_TRUTH.format(
+                memory=memory,
+                step=step,
+                outcome=outcome,
+                facts=prompts.FACTS.format(facts=prompts.escape(facts)) if facts else "",
+                **words,
+            )
+        else:
+            ask = prompts.REFLECT_JUDGE.format(memory=memory, step=step, **words)
+        system = prompts.REFLECT_SYSTEM.format(
+            role=words["role"], task=prompts.escape(self.task.description)
+        )
+        msgs = [Message("system", system), Message("user", ask)]
+        needed = self.backend.count_tokens(self.backend.render(msgs)) + cfg.feedback_tokens
+        if needed + _TURN_OVERHEAD > cfg.context_tokens:
+            raise ContextBudgetError(
+                f"context_tokens={cfg.context_tokens} cannot hold the reflection ({needed} "
+                "tokens with its answer): raise context_tokens, or lower window or memory_words."
+            )
+        primer = prompts.REFLECT_PRIMER.format(**words)
+        reflection = self._text(msgs, primer, cfg.feedback_tokens, seed, stop=("\n",))
+        note = mem.clean(reflection.text.removeprefix(prompts.REFLECT_LABEL))
+        faults = []
+        if not reflection.text[len(primer) :].strip():
+            note = ""
+            faults.append("empty reflection: kept the outcome alone as feedback")
+        feedback = f"{outcome} {note}".strip() if cfg.feedback == "truth" else note
+        return msgs + [Message("assistant", reflection.text)], reflection, feedback, faults
+
+    def _rewrite(
+        self, msgs: list[Message], memory: str, seed: int
+    ) -> tuple[str, list[Completion], list[str]]:
+        """Phase 3: h(t) from h(t-1) and the step, one section at a time, then validated.
+
+        Continues the reflection's conversation, where the old memory stands without its Rules:
+        the new Rules come from this step's outcome, facts and lesson; a section the rewrite
+        loses keeps its previous text.
+        """
+        cfg, words = self.config, self.task.words
+        share = mem.section_words(cfg.memory_words)
+        ask = prompts.REWRITE.format(share=share, **words)
+        prompt = self.backend.render(msgs + [Message("user", ask)])
+        needed = self.backend.count_tokens(prompt) + cfg.memory_tokens + _TURN_OVERHEAD
+        if needed > cfg.context_tokens:
+            raise ContextBudgetError(
+                f"context_tokens={cfg.context_tokens} cannot hold the memory rewrite ({needed} "
+                "tokens with its answer): raise context_tokens or lower memory_words."
+            )
+        lines, calls = [], []
+        for name in mem.SECTIONS:
+            primer = prompts.REWRITE_PRIMERS[name].format(**words)
+            rules = name == mem.SECTIONS[-1]
+            done = self.backend.complete(
+                prompt + primer,
+                max_tokens=cfg.section_tokens,
+                grammar=self.task.rule_grammar() if rules else None,
+                temperature=cfg.temperature,
+                seed=seed,
+                stop=("\n", *(f"{other}:" for other in mem.SECTIONS), *prompts.TEXT_STOP),
+                repeat_penalty=_TEXT_REPEAT_PENALTY,
+                halt=mem.looping,
+            )
+            calls.append(done)
+            line = primer + done.text.split("\n")[0]
+            if not done.text.strip():
+                line = f"{name}:"  # nothing written: the previous section is kept
+            lines.append(line)
+            prompt += line + "\n"
+        new_memory, repairs = mem.settle_rewrite(memory, "\n".join(lines), cfg.memory_words)
+        if any(c.truncated for c in calls) and not any("over budget" in r for r in repairs):
+            new_memory = "\n".join(mem.finished(line) for line in new_memory.splitlines())
+            repairs.append("memory rewrite over budget: cut at the last finished sentence")
+        return new_memory, calls, repairs
+
+    def _entry(self, observation: Any, said: Any, truth: Any, feedback: str) -> str:
+        """The line a step appends to full_history's past steps or memprompt's notes."""
+        if self.plan.append == "history":
+            truth_text = self.task.render_prediction(truth) if truth is not None else "unknown"
+            entry = prompts.HISTORY_ENTRY.format(
+                data=self.task.summary(observation),
+                said=self.task.render_prediction(said),
+                truth=truth_text,
+            )
+            if self.config.feedback == "judge" and feedback:
+                entry += prompts.HISTORY_JUDGED.format(feedback=feedback)
+            return prompts.escape(entry)
+        note, _ = mem.cap_words(feedback, _NOTE_WORDS)
+        return prompts.NOTE_ENTRY.format(note=note)
+
+    # -- what the memory changed -----------------------------------------------------------
+    def memory_effect(self, steps: Sequence[Replay], initial: State) -> list[dict[str, Any]]:
+        """Each step's answer with the memory it had, against the answer with ``initial``.
+
+        Everything else in the prompt is the same (the observation, the record and so the
+        guard's weight), so a difference is the memory's doing. One model call per step.
+
+        Parameters
+        ----------
+        steps : sequence of Replay
+            The steps to replay: the state before each, its observation, truth and record.
+        initial : State
+            The state whose memory (and entries) stand in for "nothing learned".
+
+        Returns
+        -------
+        list of dict
+            One per step: ``step, index, answer, answer_initial, prediction,
+            prediction_initial, truth, error, error_initial, changed``.
+        """
+        rows = []
+        for replay in steps:
+            state, observation, truth, record = replay
+            blank = replace(state, memory=initial.memory, entries=initial.entries)
+            answer = record.raw_answer
+            again, _ = self.answer(blank, observation, 1)
+            prediction = self.task.settle(answer, observation, state.record)[0]
+            before = self.task.settle(again, observation, state.record)[0]
+            rows.append(
+                {
+                    "step": record.step,
+                    "index": record.index,
+                    "answer": self.task.render_answer(answer),
+                    "answer_initial": self.task.render_answer(again),
+                    "prediction": self.task.trace_text(prediction),
+                    "prediction_initial": self.task.trace_text(before),
+                    "truth": self.task.trace_text(truth),
+                    "error": self.task.error(prediction, truth),
+                    "error_initial": self.task.error(before, truth),
+                    "changed": not np.array_equal(np.asarray(answer), np.asarray(again)),
+                }
+            )
+        return rows
 
     # -- one full step ---------------------------------------------------------------------
     def step(
@@ -396,87 +557,56 @@ class Recurrence:
         start = time.perf_counter()
         seed = cfg.seed + state.steps
         faults: list[str] = []
+
+        # 1. predict with the memory
         msgs, entries, observation = self.messages(state, observation, 1)
-        prediction, answer, fault = self._answer(
+        answer, call, fault = self._answer(
             self.backend.render(msgs), observation, 1, temperature=cfg.temperature, seed=seed
         )
-        calls = [answer]
-        if fault:
-            faults.append(fault)
-        outcome = self.task.outcome(prediction, truth, observation) if truth is not None else ""
-        feedback = outcome
-        memory = state.memory
-        summary = self.task.summary(observation)
-        said = self.task.render_prediction(prediction)
+        prediction, weight, guarded = self.task.settle(answer, observation, state.record)
+        faults += [f for f in (fault, guarded) if f]
+        calls = [call]
+        record = state.record
+        if truth is not None:
+            record = state.recorded(self.task.record_item(answer, observation, truth))
+        outcome = self.task.outcome(answer, truth, observation) if truth is not None else ""
 
-        needs_reflection = cfg.strategy in ("rnn", "memprompt") or (
-            cfg.strategy == "full_history" and cfg.feedback == "judge"
-        )
-        if needs_reflection:
-            words = self.task.words
-            if cfg.feedback == "truth":
-                ask = prompts.REFLECT_TRUTH.format(outcome=outcome, **words)
-            else:
-                ask = prompts.REFLECT_JUDGE.format(**words)
-            msgs = msgs + [Message("assistant", answer.text), Message("user", ask)]
-            primer = prompts.REFLECT_PRIMER.format(**words)
-            reflection = self._text(msgs, primer, cfg.feedback_tokens, seed)
+        # 2. reflect on the error (truth) or judge the answer (no truth)
+        feedback, memory = outcome, state.memory
+        if self._reflects():
+            talk, reflection, feedback, more = self._reflect(
+                state, observation, answer, outcome, record, seed
+            )
             calls.append(reflection)
-            note = _clean(reflection.text.removeprefix(prompts.REFLECT_LABEL))
-            if not reflection.text[len(primer) :].strip():
-                note = ""
-                faults.append("empty reflection: kept the outcome alone as feedback")
-            feedback = f"{outcome} {note}".strip() if cfg.feedback == "truth" else note
-            if cfg.strategy == "rnn":
-                msgs = msgs + [
-                    Message("assistant", reflection.text),
-                    Message("user", prompts.REWRITE.format(words=cfg.memory_words)),
-                ]
-                primer = prompts.REWRITE_PRIMER.format(**words)
-                rewrite = self._text(msgs, primer, cfg.memory_tokens, seed)
-                calls.append(rewrite)
-                new_memory, repeats = _dedupe_sentences(_clean(rewrite.text))
-                if repeats:
-                    faults.append(
-                        f"repetitive memory rewrite: dropped {repeats} repeated sentences"
-                    )
-                new_memory, cut = _cap_words(new_memory, cfg.memory_words)
-                if not rewrite.text[len(primer) :].strip():
-                    faults.append("empty memory rewrite: kept the previous memory")
-                else:
-                    if cut or rewrite.truncated:
-                        new_memory = _finished(new_memory)
-                        faults.append(
-                            f"memory rewrite over budget: cut to {cfg.memory_words} words "
-                            "at the last finished sentence"
-                        )
-                    memory = new_memory
+            faults += more
+            # 3. rewrite the bounded memory
+            if self.plan.rewrite:
+                memory, rewrites, more = self._rewrite(talk, state.memory, seed)
+                calls += rewrites
+                faults += more
 
-        if cfg.strategy == "full_history":
-            truth_text = self.task.render_prediction(truth) if truth is not None else "unknown"
-            entry = f"- data: {summary} | predicted: {said} | actual: {truth_text}"
-            if cfg.feedback == "judge" and feedback:
-                entry += f" | judged: {feedback}"
-            entries = entries + (prompts.escape(entry),)
-        elif cfg.strategy == "memprompt" and feedback:
-            note, _ = _cap_words(feedback, _NOTE_WORDS)
-            entries = entries + (f"- {note}",)
+        # the baselines' append-only state
+        if self.plan.append == "history" or (self.plan.append == "notes" and feedback):
+            entries = entries + (self._entry(observation, prediction, truth, feedback),)
 
-        new_state = replace(state, memory=memory, entries=entries, steps=state.steps + 1)
-        record = StepRecord(
+        new_state = State(memory=memory, entries=entries, steps=state.steps + 1, record=record)
+        step_record = StepRecord(
             step=state.steps,
             index=index,
             observation=self.task.trace_observation(observation),
+            answer=self.task.render_answer(answer),
+            weight=weight,
             prediction=self.task.trace_text(prediction),
             truth=self.task.trace_text(truth) if truth is not None else "",
             error=self.task.error(prediction, truth) if truth is not None else float("nan"),
             feedback=feedback,
-            memory=memory if cfg.strategy == "rnn" else "\n".join(entries),
+            memory=memory if self.plan.block == "memory" else "\n".join(entries),
             prompt_tokens=sum(c.prompt_tokens for c in calls),
             cached_tokens=sum(c.cached_tokens for c in calls),
             generated_tokens=sum(c.generated_tokens for c in calls),
             calls=len(calls),
             seconds=time.perf_counter() - start,
             fault="; ".join(faults),
+            raw_answer=answer,
         )
-        return new_state, record
+        return new_state, step_record

@@ -11,9 +11,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import guard, prompts
 from .encoding import NumberFormat, ParseError, choose_scale
+from .grammar import rule_number_grammar
 
-__all__ = ["Anchored", "Task", "ForecastTask", "LabelTask"]
+__all__ = ["Anchored", "Task", "ForecastTask", "LabelTask", "FACT_STEPS"]
+
+#: Steps of the record shown as facts to the reflect call.
+FACT_STEPS = 8
+#: The running bias the facts suggest is the mean of this many newest actual corrections.
+LATELY = 3
 
 
 class Task(Protocol):
@@ -46,8 +53,9 @@ class Task(Protocol):
         """A prediction or truth as text for the trace (data units)."""
         ...
 
-    def question(self, horizon: int, observation: Any = None) -> str:
-        """The question that follows the observation."""
+    def question(self, horizon: int, observation: Any = None, follow: bool = False) -> str:
+        """The question that follows the observation; ``follow`` asks to apply the memory's
+        Rules (rnn)."""
         ...
 
     def grammar(self, horizon: int) -> str | None:
@@ -59,11 +67,39 @@ class Task(Protocol):
         ...
 
     def parse(self, text: str, observation: Any, horizon: int) -> Any:
-        """Read the prediction from the answer; raise ``ParseError`` if it cannot."""
+        """Read the answer (as the model means it); raise ``ParseError`` if it cannot."""
         ...
 
     def fallback(self, observation: Any, horizon: int) -> tuple[Any, str]:
-        """The prediction used when the answer cannot be read, and the rule's name."""
+        """The neutral answer used when the answer cannot be read, and the rule's name."""
+        ...
+
+    def settle(self, answer: Any, observation: Any, record: tuple) -> tuple[Any, float, str]:
+        """Turn an answer into the prediction, guarded by the record of past steps.
+
+        Returns the prediction, the weight given to the model's answer (NaN when the task has
+        no weight) and "" or what the guard did.
+        """
+        ...
+
+    def render_answer(self, answer: Any) -> str:
+        """The answer as the model gave it, in data units (trace)."""
+        ...
+
+    def answer_text(self, answer: Any) -> str:
+        """The answer as the model wrote it (model units), for the reflection."""
+        ...
+
+    def record_item(self, answer: Any, observation: Any, truth: Any) -> tuple:
+        """What the record keeps of one step with its truth (the input of ``settle``/``facts``)."""
+        ...
+
+    def facts(self, record: tuple) -> str:
+        """Facts computed from the record, for the reflect call ("" when there is none)."""
+        ...
+
+    def rule_grammar(self) -> str | None:
+        """GBNF for the memory's Rules line after its primer, or None (free text)."""
         ...
 
     def render_prediction(self, prediction: Any) -> str:
@@ -127,13 +163,21 @@ class ForecastTask:
         forecast, so a neutral answer reproduces the base forecaster.
     description : str
         The task sentence shown to the model.
+    based : bool
+        Whether observations carry a base forecast (:class:`Anchored`); only the words of the
+        facts depend on it.
+    weight : float or None
+        The weight of the model's corrections; None learns it online from the record
+        (``guard.weight``).
     """
 
     scale: float = 1.0
     answer: str = "change"
     description: str = "Predict the next value of a time series from its recent values."
+    based: bool = False
+    weight: float | None = None
     choices = None
-    words = {
+    _words = {
         "role": "forecaster",
         "subject": "the series",
         "Subject": "The series",
@@ -145,9 +189,40 @@ class ForecastTask:
         "truth": "actual value",
     }
 
+    @property
+    def words(self) -> dict[str, str]:
+        if self.based and self.answer == "change":
+            extra = {
+                "correction": "correction",
+                "neutral": "the base forecast",
+                "lesson": "lately the base forecast was",
+                "rule": "Next time, correct the base forecast by about",
+            }
+        elif self.answer == "change":
+            extra = {
+                "correction": "change",
+                "neutral": "no change",
+                "lesson": "lately the series changed by",
+                "rule": "Next time, expect a change of about",
+            }
+        else:
+            extra = {
+                "correction": "change from the last value",
+                "neutral": "the last value",
+                "lesson": "lately the series changed by",
+                "rule": "Next time, expect a change from the last value of about",
+            }
+        return {**self._words, **extra}
+
     @classmethod
     def from_series(
-        cls, y: np.ndarray, *, answer: str = "change", description: str | None = None
+        cls,
+        y: np.ndarray,
+        *,
+        answer: str = "change",
+        description: str | None = None,
+        based: bool = False,
+        weight: float | None = None,
     ) -> ForecastTask:
         """Choose the scale from the training series ``y`` (its changes, for "change")."""
         y = np.asarray(y, dtype=float)
@@ -155,7 +230,7 @@ class ForecastTask:
             scale = choose_scale(np.diff(y) if y.size > 1 else y, 100.0)
         else:
             scale = choose_scale(y, 1000.0)
-        return cls(scale=scale, answer=answer, description=description or cls.description)
+        return cls(scale, answer, description or cls.description, based, weight)
 
     @property
     def values(self) -> NumberFormat:
@@ -196,24 +271,16 @@ class ForecastTask:
     def trace_observation(self, observation: Any) -> str:
         return self.trace_text(_parts(observation)[0])
 
-    def question(self, horizon: int, observation: Any = None) -> str:
+    def question(self, horizon: int, observation: Any = None, follow: bool = False) -> str:
+        rules = prompts.FOLLOW["one" if horizon == 1 else "many"] if follow else ""
         if self.answer == "change" and isinstance(observation, Anchored):
             if horizon == 1:
-                return (
-                    "How much should the base forecast be corrected (actual minus base)? "
-                    "Answer with one number."
-                )
-            return (
-                f"How much should each of the next {horizon} base forecasts be corrected "
-                f"(actual minus base)? Answer with {horizon} numbers separated by commas."
-            )
-        noun = "change" if self.answer == "change" else "value"
+                return prompts.QUESTION_CORRECTION.format(follow=rules)
+            return prompts.QUESTION_CORRECTIONS.format(horizon=horizon, follow=rules)
+        noun, kind = ("change", "signed number") if self.answer == "change" else ("value", "number")
         if horizon == 1:
-            return f"What is the next {noun}? Answer with one number."
-        return (
-            f"What are the next {horizon} {noun}s, one per step? "
-            f"Answer with {horizon} numbers separated by commas."
-        )
+            return prompts.QUESTION_NEXT.format(noun=noun, kind=kind, follow=rules)
+        return prompts.QUESTION_NEXTS.format(horizon=horizon, noun=noun, kind=kind, follow=rules)
 
     def grammar(self, horizon: int) -> str:
         return self._answer_format.grammar(horizon)
@@ -222,19 +289,110 @@ class ForecastTask:
         return self._answer_format.max_tokens(horizon)
 
     def parse(self, text: str, observation: Any, horizon: int) -> np.ndarray:
-        numbers = self._answer_format.parse(text, horizon)
-        window, base, _ = _parts(observation)
-        if self.answer == "value":
-            return numbers
-        if base is not None:
-            return base[:horizon] + numbers
-        return float(window[-1]) + np.cumsum(numbers)
+        return self._answer_format.parse(text, horizon)
 
     def fallback(self, observation: Any, horizon: int) -> tuple[np.ndarray, str]:
         window, base, name = _parts(observation)
+        if self.answer == "value":
+            return np.full(horizon, float(window[-1])), "used the last value"
         if base is not None:
-            return base[:horizon].copy(), f"used the base forecast ({name})"
-        return np.full(horizon, float(window[-1])), "used the last value"
+            return np.zeros(horizon), f"used the base forecast ({name})"
+        return np.zeros(horizon), "used the last value"
+
+    def anchors(self, observation: Any, horizon: int) -> np.ndarray:
+        """What a neutral answer forecasts: the base forecasts, else the last value."""
+        window, base, _ = _parts(observation)
+        if base is not None and self.answer == "change":
+            return base[:horizon].astype(float)
+        return np.full(horizon, float(window[-1]))
+
+    def corrections(self, answer: np.ndarray, observation: Any) -> np.ndarray:
+        """The answer as corrections of the anchors (changes add up; values minus last)."""
+        answer = np.atleast_1d(np.asarray(answer, dtype=float))
+        _, base, _ = _parts(observation)
+        if self.answer == "value":
+            return answer - self.anchors(observation, answer.size)
+        return answer if base is not None else np.cumsum(answer)
+
+    def limits(self, observation: Any, horizon: int, record: tuple) -> np.ndarray:
+        """Largest plausible correction per horizon: the largest move of the window or of the
+        record's actual corrections (see ``guard.py``)."""
+        window, _, _ = _parts(observation)
+        moves = guard.largest_moves(window, horizon)
+        if record:
+            seen = max(abs(a) for _, a in record)
+            moves = np.maximum(moves, seen * np.sqrt(np.arange(1, horizon + 1)))
+        return moves
+
+    def settle(
+        self, answer: np.ndarray, observation: Any, record: tuple
+    ) -> tuple[np.ndarray, float, str]:
+        """``anchor + w * bounded correction``, w learned from the record unless fixed."""
+        corrections = self.corrections(answer, observation)
+        horizon = corrections.size
+        bounded, cut = guard.bound(corrections, self.limits(observation, horizon, record))
+        w = guard.weight(record) if self.weight is None else float(self.weight)
+        prediction = self.anchors(observation, horizon) + w * bounded
+        fault = ""
+        if cut:
+            fault = (
+                f"correction {self.changes.render(corrections[0])} beyond any move seen: "
+                f"bounded to {self.changes.render(bounded[0])}"
+            )
+        return prediction, w, fault
+
+    def rule_grammar(self) -> str:
+        """The Rules line ends with one signed number: which way to correct, and how much."""
+        fmt = self.changes
+        return rule_number_grammar(fmt.int_digits, fmt.decimals)
+
+    def answer_text(self, answer: np.ndarray) -> str:
+        return self._answer_format.render_many(np.atleast_1d(answer))
+
+    def residuals(self, record: tuple) -> np.ndarray:
+        """The forecast's own one-step errors over the record (actual minus forecast), each
+        with the weight the guard had at that step: what intervals widen by."""
+        items = list(record)
+        weights = [
+            guard.weight(items[:i]) if self.weight is None else float(self.weight)
+            for i in range(len(items))
+        ]
+        return np.array([a - w * c for (c, a), w in zip(items, weights)], dtype=float)
+
+    def render_answer(self, answer: np.ndarray) -> str:
+        fmt = self._answer_format
+        return ", ".join(f"{v:+.6g}" if fmt.signed else f"{v:.6g}" for v in np.atleast_1d(answer))
+
+    def record_item(self, answer: np.ndarray, observation: Any, truth: Any) -> tuple[float, float]:
+        """(the model's bounded one-step correction, the actual correction), data units."""
+        correction = self.corrections(answer, observation)[:1]
+        bounded, _ = guard.bound(correction, self.limits(observation, 1, ()))
+        actual = float(np.atleast_1d(truth)[0]) - float(self.anchors(observation, 1)[0])
+        return (float(bounded[0]), actual)
+
+    def facts(self, record: tuple) -> str:
+        recent = record[-FACT_STEPS:]
+        if not recent:
+            return ""
+        fmt = self.changes
+        yours = np.array([c for c, _ in recent])
+        actual = np.array([a for _, a in recent])
+        what = self.words["correction"]
+        lately = actual[-LATELY:]
+        mean = float(lately.mean())
+        side = "too low" if mean > 0 else "too high" if mean < 0 else "right"
+        helped = int(np.sum(np.abs(actual - yours) < np.abs(actual)))
+        neutral = self.words["neutral"]
+        return "\n".join(
+            [
+                f"- actual {what}s: {fmt.render_many(actual)}",
+                f"- your {what}s: {fmt.render_many(yours)}",
+                f"- your {what} beat {neutral} at {helped} of {len(recent)} steps",
+                f"- the last {lately.size} actual {what}s averaged {fmt.render(mean)}: "
+                f"{neutral} was {side} lately, so the {what} to use next is about "
+                f"{fmt.render(mean)}",
+            ]
+        )
 
     def render_prediction(self, prediction: np.ndarray) -> str:
         return self.values.render_many(np.atleast_1d(prediction))
@@ -243,24 +401,25 @@ class ForecastTask:
         diff = np.atleast_1d(prediction).astype(float) - np.atleast_1d(truth).astype(float)
         return float(np.mean(np.abs(diff)))
 
-    def outcome(self, prediction: np.ndarray, truth: np.ndarray, observation: Any) -> str:
-        pred = float(np.atleast_1d(prediction)[0])
-        true = float(np.atleast_1d(truth)[0])
-        window, base, _ = _parts(observation)
-        gap = pred - true
+    def outcome(self, answer: np.ndarray, truth: np.ndarray, observation: Any) -> str:
+        """What the model answered against what happened, in the answer's own terms."""
+        fmt = self.changes
+        said = float(self.corrections(answer, observation)[0])
+        actual = float(np.atleast_1d(truth)[0]) - float(self.anchors(observation, 1)[0])
+        gap = said - actual
         side = "too high" if gap > 0 else "too low" if gap < 0 else "exact"
-        fmt = self._answer_format
         if self.answer == "value":
-            said = f"you predicted {fmt.render(pred)}"
-            was = f"the actual value was {fmt.render(true)}"
+            vals = self.values
+            said_text = f"you predicted {vals.render(np.atleast_1d(answer)[0])}"
+            was = f"the actual value was {vals.render(np.atleast_1d(truth)[0])}"
         else:
-            anchor = float(window[-1]) if base is None else float(base[0])
-            what = "change" if base is None else "correction of the base forecast"
-            said = f"you predicted a {what} of {fmt.render(pred - anchor)}"
-            was = f"the actual {what} was {fmt.render(true - anchor)}"
+            based = isinstance(observation, Anchored)
+            what = "correction of the base forecast" if based else "change"
+            said_text = f"you predicted a {what} of {fmt.render(said)}"
+            was = f"the actual {what} was {fmt.render(actual)}"
         if side == "exact":
-            return f"{was}; {said}: exact."
-        return f"{was}; {said}: {side} by {self.changes.render(abs(gap)).lstrip('+')}."
+            return f"{was}; {said_text}: exact."
+        return f"{was}; {said_text}: {side} by {fmt.render(abs(gap)).lstrip('+')}."
 
     def shrink(self, observation: Any) -> Any | None:
         window, base, name = _parts(observation)
@@ -311,6 +470,8 @@ class LabelTask:
             "agrees with your memory"
         ),
         "truth": "true label",
+        "lesson": "the true label",
+        "rule": "Answer",
     }
 
     @classmethod
@@ -352,8 +513,9 @@ class LabelTask:
     def trace_text(self, value: Any) -> str:
         return self.labels[int(value)]
 
-    def question(self, horizon: int, observation: Any = None) -> str:
-        return "Which label fits this row? Answer with one of: " + ", ".join(self.labels) + "."
+    def question(self, horizon: int, observation: Any = None, follow: bool = False) -> str:
+        rules = prompts.FOLLOW["label"] if follow else ""
+        return prompts.QUESTION_LABEL.format(labels=", ".join(self.labels), follow=rules)
 
     def grammar(self, horizon: int) -> None:
         return None
@@ -369,6 +531,46 @@ class LabelTask:
 
     def fallback(self, observation, horizon: int) -> tuple[int, str]:
         return self.fallback_label, "used the most frequent training label"
+
+    def settle(self, answer: int, observation, record: tuple) -> tuple[int, float, str]:
+        return int(answer), float("nan"), ""
+
+    def render_answer(self, answer: int) -> str:
+        return self.labels[int(answer)]
+
+    answer_text = render_answer
+
+    def rule_grammar(self) -> None:
+        return None
+
+    def record_item(self, answer: int, observation, truth: int) -> tuple[int, int, str]:
+        """(the label answered, the true label, the row in short), labels as positions."""
+        return (int(answer), int(truth), self.summary(observation))
+
+    def facts(self, record: tuple) -> str:
+        if not record:
+            return ""
+        recent = record[-FACT_STEPS:]
+        right = sum(p == t for p, t, _ in recent)
+        lines = [
+            "- recent rows and their true labels: "
+            + " | ".join(f"{row} -> {self.labels[t]}" for _, t, row in recent[-4:]),
+            f"- your answers were right at {right} of the last {len(recent)} rows",
+        ]
+        hits = []
+        for k, label in enumerate(self.labels):
+            answered = [t for p, t, _ in record if p == k]
+            if answered:
+                good = sum(t == k for t in answered)
+                hits.append(f"{label}: right {good} of {len(answered)} times")
+        if hits:
+            lines.append("- when you answered " + "; ".join(hits))
+        counts = np.bincount([t for _, t, _ in record], minlength=len(self.labels))
+        shares = ", ".join(
+            f"{label} {100 * c / len(record):.0f}%" for label, c in zip(self.labels, counts)
+        )
+        lines.append(f"- true labels of all {len(record)} rows so far: {shares}")
+        return "\n".join(lines)
 
     def render_prediction(self, prediction: int) -> str:
         return self.labels[int(prediction)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import html
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,10 @@ __all__ = [
     "TRACE_COLUMNS",
     "trace_frame",
     "error_correction_rate",
+    "EFFECT_COLUMNS",
+    "effect_frame",
+    "effect_summary",
+    "learning_curve",
     "write_trace",
     "memory_changes",
     "memory_html",
@@ -33,8 +37,14 @@ class StepRecord:
         The time point (forecaster) or row position (classifier) the step predicted.
     observation : str
         The observation, abbreviated.
+    answer : str
+        What the model answered, in data units, before the guard (forecasting: the correction,
+        change or value it wrote; classification: the label).
+    weight : float
+        The weight the guard gave the answer (forecasting: the forecast is the anchor plus
+        ``weight`` times the bounded correction, see ``llmrnn.guard``); NaN for labels.
     prediction : str
-        The prediction as written.
+        The prediction, after the guard.
     truth : str
         The true value ("" when the feedback came from the judge without truth).
     error : float
@@ -56,6 +66,8 @@ class StepRecord:
     step: int
     index: object
     observation: str
+    answer: str
+    weight: float
     prediction: str
     truth: str
     error: float
@@ -67,15 +79,18 @@ class StepRecord:
     calls: int
     seconds: float
     fault: str = ""
+    #: The answer as the task reads it (not a trace column): what ``memory_effect`` compares.
+    raw_answer: object = field(default=None, repr=False, compare=False)
 
 
-TRACE_COLUMNS = [f.name for f in fields(StepRecord)]
+TRACE_COLUMNS = [f.name for f in fields(StepRecord) if f.name != "raw_answer"]
 
 
 def trace_frame(records: list[StepRecord]) -> pd.DataFrame:
     """Records as a DataFrame with the columns of :class:`StepRecord`, one row per step."""
-    frame = pd.DataFrame([asdict(r) for r in records], columns=TRACE_COLUMNS)
-    return frame.astype({"error": float, "seconds": float})
+    rows = [{name: getattr(r, name) for name in TRACE_COLUMNS} for r in records]
+    frame = pd.DataFrame(rows, columns=TRACE_COLUMNS)
+    return frame.astype({"error": float, "weight": float, "seconds": float})
 
 
 def error_correction_rate(errors: np.ndarray | pd.Series, threshold: float | None = None) -> float:
@@ -104,6 +119,82 @@ def error_correction_rate(errors: np.ndarray | pd.Series, threshold: float | Non
     if not bad.any():
         return float("nan")
     return float(np.mean(e[1:][bad] <= threshold))
+
+
+EFFECT_COLUMNS = [
+    "step",
+    "index",
+    "answer",
+    "answer_initial",
+    "prediction",
+    "prediction_initial",
+    "truth",
+    "error",
+    "error_initial",
+    "changed",
+]
+
+
+def effect_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows of :meth:`Recurrence.memory_effect` as a DataFrame with ``EFFECT_COLUMNS``."""
+    frame = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+    return frame.astype({"error": float, "error_initial": float, "changed": bool})
+
+
+def effect_summary(effect: pd.DataFrame, after: int = 5) -> dict[str, float]:
+    """The memory's effect in five numbers, from an estimator's ``memory_effect()``.
+
+    Parameters
+    ----------
+    effect : pd.DataFrame
+        The output of ``memory_effect()``.
+    after : int, default=5
+        Steps skipped at the start (the memory has had no time to learn yet).
+
+    Returns
+    -------
+    dict
+        ``steps`` counted; ``changed``: the share of them whose answer the memory changed;
+        ``error`` and ``error_initial``: the mean error with the memory and with the initial
+        memory; ``better`` and ``worse``: how many changed answers had a smaller / larger error
+        than the answer with the initial memory.
+    """
+    rows = effect[effect["step"] >= effect["step"].min() + after] if len(effect) else effect
+    diff = rows["error"] - rows["error_initial"]
+    return {
+        "steps": int(len(rows)),
+        "changed": float(rows["changed"].mean()) if len(rows) else float("nan"),
+        "error": float(rows["error"].mean()) if len(rows) else float("nan"),
+        "error_initial": float(rows["error_initial"].mean()) if len(rows) else float("nan"),
+        "better": int((rows["changed"] & (diff < 0)).sum()),
+        "worse": int((rows["changed"] & (diff > 0)).sum()),
+    }
+
+
+def learning_curve(trace: pd.DataFrame, bins: int = 4) -> pd.Series:
+    """Mean error in ``bins`` consecutive blocks of steps: learning shows as a falling curve.
+
+    Parameters
+    ----------
+    trace : pd.DataFrame
+        An estimator's ``get_trace()`` (steps without a truth are left out).
+    bins : int, default=4
+        Number of blocks.
+
+    Returns
+    -------
+    pd.Series
+        Indexed by the block's step range ("0-5", "6-11", ...).
+    """
+    rows = trace[np.isfinite(trace["error"].to_numpy(dtype=float))]
+    blocks = np.array_split(np.arange(len(rows)), max(1, min(bins, len(rows))))
+    values, labels = [], []
+    for block in blocks:
+        if block.size:
+            steps = rows["step"].to_numpy()[block]
+            labels.append(f"{steps[0]}-{steps[-1]}")
+            values.append(float(rows["error"].to_numpy(dtype=float)[block].mean()))
+    return pd.Series(values, index=labels, name="mean error", dtype=float)
 
 
 def write_trace(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -1,0 +1,535 @@
+"""Does the memory learn? Every strategy on every model, with the memory's effect measured.
+
+Usage::
+
+    python benchmarks/fetch_models.py                         # the two larger models, once
+    python benchmarks/learning.py suite                       # everything below, in order
+    python benchmarks/learning.py run --model qwen-1.5b --set all
+    python benchmarks/learning.py classify --model qwen-1.5b
+    python benchmarks/learning.py report                      # writes report.md and plots
+
+Each run backtests one model on one series with one strategy, one step ahead over the last
+``--origins`` points after ``--fit-steps`` recurrent steps in ``fit``: ``fit`` on the history,
+then ``update`` with the test points (each update step predicts with the memory before it sees
+the truth, exactly what ``evaluate(strategy="update")`` scores, at half the calls). Every LLM
+row corrects the estimator's default base (``base_forecaster="auto"``); "base alone" is that
+base refitted at every origin. For rnn, ``memory_effect()`` predicts every step again with the
+initial memory, so the report shows how often the memory changed the answer and whether for
+the better. Results are cached as JSON under ``benchmarks/results/learning/runs/`` so a long
+suite can be resumed and extended; ``report`` reads them all.
+
+Series come in two sets (``benchmarks/series.py``): DEV, the four the earlier defaults were
+chosen on, and HELD_OUT, six no default was chosen on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import series as benchmark_series  # noqa: E402
+
+OUT = HERE / "results" / "learning"
+RUNS = OUT / "runs"
+STRATEGIES = ("rnn", "zero_shot", "full_history", "memprompt")
+WINDOW = 12
+MEMORY_WORDS = 100
+ORIGINS = 10  # one-step forecasts scored per series
+FIT_STEPS = 6  # recurrent steps in fit before them
+CLASS_ROWS = 24  # online rows scored per up/down task
+MODELS = ("embedded", "qwen-0.5b", "qwen-1.5b")
+
+
+def quiet() -> None:
+    warnings.filterwarnings("ignore", message="The default of config ``remember_data``")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*ConvergenceWarning.*")
+    warnings.filterwarnings("ignore", module="statsmodels")
+
+
+def model_file(name: str) -> str:
+    """The GGUF file of ``name``: "embedded", or a model of ``fetch_models.py``."""
+    if name == "embedded":
+        from llmrnn.models import resolve_model
+
+        return resolve_model(None)
+    from fetch_models import model_path
+
+    path = model_path(name)
+    if not path.is_file():
+        raise SystemExit(f"{name} is not assembled: run python benchmarks/fetch_models.py {name}")
+    return str(path)
+
+
+def base_forecasts(y: pd.Series, origins: int) -> np.ndarray:
+    """What the default base alone forecasts one step ahead at each of the last ``origins``."""
+    from llmrnn.forecasting import auto_base_forecaster
+
+    out = []
+    for t in range(len(y) - origins, len(y)):
+        history = y.iloc[:t]
+        base = auto_base_forecaster(history)
+        out.append(float(base.fit(history, fh=[1]).predict().iloc[0]))
+    return np.array(out)
+
+
+def run_one(model: str, name: str, strategy: str, origins: int, fit_steps: int, **extra) -> dict:
+    """Backtest one (model, series, strategy); return a JSON-able dict of its figures."""
+    from llmrnn import LLMRNNForecaster
+    from llmrnn.trace import effect_summary
+
+    y, description, _ = benchmark_series.load(name)
+    forecaster = LLMRNNForecaster(
+        model=model_file(model),
+        strategy=strategy,
+        window=WINDOW,
+        fit_steps=fit_steps,
+        memory_words=MEMORY_WORDS,
+        task_description=f"Predict the next value of this series: {description}.",
+        **extra,
+    )
+    start = time.perf_counter()
+    forecaster.fit(y.iloc[:-origins])
+    forecaster.update(y.iloc[-origins:])
+    seconds = time.perf_counter() - start
+    trace = forecaster.get_trace()
+    test = trace.iloc[-origins:]
+    truth = y.iloc[-origins:].to_numpy(dtype=float)
+    predicted = np.array([float(p.split(",")[0]) for p in test["prediction"]])
+    base = base_forecasts(y, origins)
+    naive = y.iloc[-origins - 1 : -1].to_numpy(dtype=float)
+    result = {
+        "model": model,
+        "series": name,
+        "strategy": strategy,
+        "extra": {k: str(v) for k, v in extra.items()},
+        "origins": origins,
+        "fit_steps": fit_steps,
+        "mae": float(np.mean(np.abs(predicted - truth))),
+        "mae_base": float(np.mean(np.abs(base - truth))),
+        "mae_naive": float(np.mean(np.abs(naive - truth))),
+        "scale": float(np.mean(np.abs(np.diff(y.iloc[:-origins].to_numpy(dtype=float))))),
+        "errors": trace["error"].tolist(),
+        "base_errors": np.abs(base - truth).tolist(),
+        "weights": trace["weight"].tolist(),
+        "answers": trace["answer"].tolist(),
+        "seconds": seconds,
+        "seconds_per_step": float(trace["seconds"].mean()),
+        "faults": int((trace["fault"] != "").sum()),
+        # (the model's bounded correction, the actual correction) per step, and each step's
+        # bound: the model's answers do not depend on the guard's weight, so these replay the
+        # guard exactly under other settings (see `replay`)
+        "record": [list(item) for item in forecaster._loop_state.record],
+        "limits": [
+            float(forecaster._task.limits(r.observation, 1, r.state.record)[0])
+            for r in forecaster._replays
+        ],
+        "memory": forecaster.memory_ if strategy == "rnn" else "",
+        "memories": trace["memory"].tolist() if strategy == "rnn" else [],
+    }
+    if strategy == "rnn":
+        effect = forecaster.memory_effect()
+        result["effect"] = effect_summary(effect, after=5)
+        columns = ["step", "changed", "error", "error_initial", "answer", "answer_initial"]
+        result["effect_rows"] = effect[columns].to_dict("list")
+        # the same on the test points alone (every one comes after the fit steps)
+        test_effect = effect.iloc[-origins:]
+        result["effect_test"] = effect_summary(test_effect, after=0)
+    return result
+
+
+#: up/down tasks: name -> series (dev: airline, the earlier benchmark's; held-out: elnino)
+UPDOWN = {"airline": "airline", "elnino": "elnino"}
+
+
+def classify_one(model: str, name: str, strategy: str, rows: int, fit_steps: int) -> dict:
+    """Online Acc@1 of one (model, up/down task, strategy): each row predicted before its label."""
+    from llmrnn import LLMRNNClassifier
+    from llmrnn.datasets import updown_task
+    from llmrnn.trace import effect_summary
+
+    y, description, _ = benchmark_series.load(UPDOWN[name])
+    X, labels = updown_task(y)
+    start_row = len(X) - rows - fit_steps
+    clf = LLMRNNClassifier(
+        model=model_file(model),
+        strategy=strategy,
+        memory_words=MEMORY_WORDS,
+        task_description=f"Will this series go up or down next step? The series: {description}.",
+    )
+    start = time.perf_counter()
+    clf.fit(X.iloc[start_row : start_row + fit_steps], labels[start_row : start_row + fit_steps])
+    clf.partial_fit(X.iloc[-rows:], labels[-rows:])
+    seconds = time.perf_counter() - start
+    trace = clf.get_trace().iloc[-rows:]
+    online = labels[-rows:]
+    train = labels[: start_row + fit_steps]
+    majority_train = max(set(train), key=list(train).count)
+    result = {
+        "model": model,
+        "task": name,
+        "strategy": strategy,
+        "rows": rows,
+        "accuracy": float(1 - trace["error"].mean()),
+        "majority_online": float(max(np.mean(online == c) for c in set(online))),
+        "majority_train": float(np.mean(online == majority_train)),
+        "errors": trace["error"].tolist(),
+        "seconds_per_step": float(trace["seconds"].mean()),
+        "seconds": seconds,
+        "memory": clf.memory_ if strategy == "rnn" else "",
+    }
+    if strategy == "rnn":
+        result["effect"] = effect_summary(clf.memory_effect().iloc[-rows:], after=0)
+    return result
+
+
+def cmd_classify(args: argparse.Namespace) -> None:
+    quiet()
+    for name in args.tasks.split(","):
+        for strategy in args.strategies.split(","):
+            path = RUNS / args.model / f"updown-{name}__{strategy}.json"
+            if path.exists() and not args.force:
+                continue
+            result = classify_one(args.model, name, strategy, args.rows, args.fit_steps)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result, indent=1, default=str))
+            print(
+                f"{args.model:10} updown-{name:8} {strategy:12} Acc@1 {result['accuracy']:.3f} "
+                f"majority {result['majority_online']:.3f} s/step "
+                f"{result['seconds_per_step']:.2f}",
+                flush=True,
+            )
+
+
+def run_path(model: str, name: str, strategy: str, tag: str = "") -> Path:
+    return RUNS / model / f"{name}__{strategy}{'__' + tag if tag else ''}.json"
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    quiet()
+    names = {"dev": benchmark_series.DEV, "held_out": benchmark_series.HELD_OUT}.get(
+        args.set, benchmark_series.DEV + benchmark_series.HELD_OUT
+    )
+    if args.series:
+        names = tuple(args.series.split(","))
+    extra = json.loads(args.extra) if args.extra else {}
+    for name in names:
+        for strategy in args.strategies.split(","):
+            path = run_path(args.model, name, strategy, args.tag)
+            if path.exists() and not args.force:
+                continue
+            result = run_one(args.model, name, strategy, args.origins, args.fit_steps, **extra)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result, indent=1, default=str))
+            effect = result.get("effect_test")
+            print(
+                f"{args.model:10} {name:9} {strategy:12} MAE {result['mae']:9.4g} "
+                f"base {result['mae_base']:9.4g} ratio {result['mae'] / result['mae_base']:.3f} "
+                f"s/step {result['seconds_per_step']:.2f}"
+                + (
+                    f" changed {effect['changed']:.2f} better {effect['better']} "
+                    f"worse {effect['worse']} w {result['weights'][-1]:.2f}"
+                    if effect
+                    else ""
+                ),
+                flush=True,
+            )
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def replay(run: dict, weigh=None) -> dict:
+    """The guard replayed on a run's record: errors of every step, and of the test steps.
+
+    The model's answers never depend on the guard's weight (the prompts show the raw answers
+    and the actual corrections), so a run's record replays the forecast exactly under any
+    weight rule ``weigh(record) -> w`` (default: ``llmrnn.guard.weight``, the shipped one).
+    """
+    from llmrnn import guard
+
+    weigh = weigh or guard.weight
+    record = [tuple(item) for item in run["record"]]
+    weights = [weigh(record[:i]) for i in range(len(record))]
+    errors = [abs(a - w * c) for (c, a), w in zip(record, weights)]
+    test = errors[-run["origins"] :]
+    return {"errors": errors, "weights": weights, "mae": float(np.mean(test))}
+
+
+def load_runs(tag: str = "") -> pd.DataFrame:
+    """Every cached run (with the given tag) as one row per (model, series, strategy)."""
+    rows = []
+    for path in sorted(RUNS.glob("*/*.json")):
+        if path.name.startswith("updown-"):
+            continue
+        parts = path.stem.split("__")
+        if (parts[2] if len(parts) > 2 else "") != tag:
+            continue
+        rows.append(json.loads(path.read_text()))
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["mase"] = frame["mae"] / frame["scale"]
+        frame["mase_base"] = frame["mae_base"] / frame["scale"]
+        frame["mase_naive"] = frame["mae_naive"] / frame["scale"]
+        frame["set"] = np.where(frame["series"].isin(benchmark_series.DEV), "dev", "held-out")
+    return frame
+
+
+LABELS = {
+    "embedded": "SmolLM2-135M (embedded)",
+    "qwen-0.5b": "Qwen2.5-Coder-0.5B",
+    "qwen-1.5b": "Qwen2.5-Coder-1.5B",
+}
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "-" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def goals(runs: pd.DataFrame, model: str) -> list[tuple[str, str, bool]]:
+    """The issue's goals for one model: (goal, measured, met)."""
+    mine = runs[runs["model"] == model]
+    mean = mine.groupby("strategy")["mase"].mean()
+    base = mine[mine["strategy"] == "rnn"]["mase_base"].mean()
+    out = []
+    if "rnn" in mean:
+        for other in ("zero_shot", "full_history", "memprompt"):
+            if other in mean:
+                gain = 1 - mean["rnn"] / mean[other]
+                out.append(
+                    (f"rnn mean MASE >= 6.5% below {other}", f"{100 * gain:+.1f}%", gain >= 0.065)
+                )
+        out.append(
+            ("rnn + base better than the base alone (mean MASE)",
+             f"{mean['rnn']:.3f} vs {base:.3f}", mean["rnn"] < base)
+        )  # fmt: skip
+        rnn = mine[mine["strategy"] == "rnn"]
+        worst = (rnn["mae"] / rnn["mae_base"]).max()
+        out.append(
+            ("rnn + base <= 1.02 x base MAE on every series", f"max {worst:.3f}", worst <= 1.02)
+        )
+        changed = np.mean([r["changed"] for r in rnn["effect"]])
+        better = sum(r["better"] for r in rnn["effect"])
+        worse = sum(r["worse"] for r in rnn["effect"])
+        out.append(
+            ("memory changes >= 1/3 of answers after step 5", f"{changed:.2f}", changed >= 1 / 3)
+        )
+        out.append(
+            ("changed answers better more often than worse", f"{better} vs {worse}", better > worse)
+        )
+    return out
+
+
+def learning_curves(runs: pd.DataFrame, path: Path) -> Path | None:
+    """Error relative to the base's, step by step, rnn against zero_shot, one panel a model."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    models = [m for m in MODELS if m in set(runs["model"])]
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.6), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for strategy, style in (("rnn", "-o"), ("zero_shot", "--s")):
+            rows = runs[(runs["model"] == model) & (runs["strategy"] == strategy)]
+            if rows.empty:
+                continue
+            curves = []
+            for _, row in rows.iterrows():
+                errors = np.asarray(row["errors"], dtype=float)
+                curves.append(errors / row["scale"])
+            length = min(len(c) for c in curves)
+            mean = np.mean([c[-length:] for c in curves], axis=0)
+            ax.plot(np.arange(1, length + 1), mean, style, ms=3, label=strategy)
+        rows = runs[(runs["model"] == model) & (runs["strategy"] == "rnn")]
+        if not rows.empty:
+            base = np.mean(
+                [np.asarray(r["base_errors"]) / r["scale"] for _, r in rows.iterrows()], axis=0
+            )
+            steps = len(rows.iloc[0]["errors"])
+            ax.plot(np.arange(steps - len(base) + 1, steps + 1), base, ":k", label="base alone")
+        ax.set_title(LABELS.get(model, model))
+        ax.set_xlabel("step (fit steps, then the test points)")
+        ax.set_ylabel("mean error / in-sample naive MAE")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def classification_section() -> list[str]:
+    """Online Acc@1 on the up/down tasks, by model, with the majority-label baselines."""
+    rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*/updown-*.json"))]
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    lines = [
+        "## Classification: up or down next step",
+        "",
+        f"Online Acc@1 over the last {int(frame['rows'].iloc[0])} rows (each row predicted before "
+        "its label is revealed), after the recurrence ran on the rows before them. Features: the "
+        "last 3 changes and the month (`llmrnn.datasets.updown_task`). airline is the task the "
+        "earlier defaults were chosen on; elnino is held out. Majority: always the most frequent "
+        "label of the scored rows (an oracle) and of the rows before them.",
+        "",
+    ]
+    for model in [m for m in MODELS if m in set(frame["model"])]:
+        mine = frame[frame["model"] == model]
+        table = mine.pivot_table(index="task", columns="strategy", values="accuracy")
+        table["majority (scored rows)"] = mine.groupby("task")["majority_online"].first()
+        table["majority (earlier rows)"] = mine.groupby("task")["majority_train"].first()
+        lines += [f"### {LABELS.get(model, model)}", "", table.round(3).to_markdown(), ""]
+        for task, row in table.iterrows():
+            if "rnn" in row and "zero_shot" in row:
+                margin = row["rnn"] - row["majority (scored rows)"]
+                lines.append(
+                    f"- {task}: rnn {row['rnn']:.3f} is {100 * margin:+.1f} points from the "
+                    f"majority label (goal +5: {'met' if margin >= 0.05 else '**not met**'}); "
+                    f"rnn {'above' if row['rnn'] > row['zero_shot'] else '**not above**'} "
+                    f"zero_shot ({row['zero_shot']:.3f})."
+                )
+        lines.append("")
+    return lines
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    runs = load_runs(args.tag)
+    if runs.empty:
+        raise SystemExit("no runs cached: run `python benchmarks/learning.py run ...` first")
+    OUT.mkdir(parents=True, exist_ok=True)
+    lines = ["# Does the memory learn?", ""]
+    lines += [
+        f"Generated by `python benchmarks/learning.py report` from the cached runs in "
+        f"`{RUNS.relative_to(HERE.parent)}`. One step ahead over the last "
+        f"{int(runs['origins'].iloc[0])} points of each series after "
+        f"{int(runs['fit_steps'].iloc[0])} recurrent steps in fit; window {WINDOW}, "
+        f"memory_words {MEMORY_WORDS}; every LLM row corrects the default base "
+        '(`base_forecaster="auto"`: Theta with the season of the index); MASE is MAE over the '
+        "in-sample one-step naive MAE. Dev series chose the defaults; held-out series did not.",
+        "",
+    ]
+    curve = learning_curves(runs, OUT / "learning_curves.png")
+    for model in [m for m in MODELS if m in set(runs["model"])]:
+        mine = runs[runs["model"] == model]
+        lines += [f"## {LABELS.get(model, model)}", ""]
+        pivot = mine.pivot_table(index=["set", "series"], columns="strategy", values="mase")
+        base = mine.groupby(["set", "series"])["mase_base"].first()
+        naive = mine.groupby(["set", "series"])["mase_naive"].first()
+        table = pivot.assign(**{"base alone": base, "naive": naive})
+        parts = []
+        for part in ("dev", "held-out"):
+            if part in table.index.get_level_values(0):
+                block = table.loc[[part]]
+                mean_row = block.mean().to_frame((part, "mean")).T
+                parts += [block, mean_row]
+        parts.append(table.mean().to_frame(("all", "mean")).T)
+        table = pd.concat(parts)
+        lines += ["MASE (lower is better):", "", table.round(3).to_markdown(), ""]
+        speed = mine.groupby("strategy")["seconds_per_step"].mean()
+        lines += ["Seconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in speed.items()), ""]
+        rnn = mine[mine["strategy"] == "rnn"]
+        if not rnn.empty:
+            rows = []
+            for _, r in rnn.iterrows():
+                e = r["effect"]
+                rows.append(
+                    {
+                        "series": r["series"],
+                        "changed": e["changed"],
+                        "better": e["better"],
+                        "worse": e["worse"],
+                        "MAE with memory": e["error"],
+                        "MAE, initial memory": e["error_initial"],
+                        "final weight": r["weights"][-1],
+                    }
+                )
+            lines += [
+                "Memory effect (steps after the first five; the answer with the memory against "
+                "the answer with the initial memory, same prompt otherwise, same guard weight):",
+                "",
+                pd.DataFrame(rows).round(3).to_markdown(index=False),
+                "",
+            ]
+        lines += ["Goals:", "", "| goal | measured | met |", "|---|---|---|"]
+        for goal, measured, met in goals(runs, model):
+            lines.append(f"| {goal} | {measured} | {'met' if met else '**not met**'} |")
+        lines.append("")
+        if not rnn.empty:
+            example = rnn.iloc[0]
+            lines += [
+                f"Final memory on {example['series']}:",
+                "",
+                "```",
+                example["memory"],
+                "```",
+                "",
+            ]
+    if curve:
+        lines += [f"![learning curves]({curve.name})", ""]
+    lines += classification_section()
+    (OUT / "report.md").write_text("\n".join(lines))
+    print(OUT / "report.md")
+
+
+def cmd_suite(args: argparse.Namespace) -> None:
+    """The committed report's suite: every model, every series and strategy, then classify."""
+    for model in args.models.split(","):
+        cmd_run(
+            argparse.Namespace(
+                model=model, set="all", series="", strategies=",".join(STRATEGIES),
+                origins=ORIGINS, fit_steps=FIT_STEPS, extra="", tag="", force=False,
+            )
+        )  # fmt: skip
+        cmd_classify(
+            argparse.Namespace(
+                model=model, tasks=",".join(UPDOWN), strategies=",".join(STRATEGIES),
+                rows=CLASS_ROWS, fit_steps=FIT_STEPS, force=False,
+            )
+        )  # fmt: skip
+    cmd_report(argparse.Namespace(tag=""))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="backtest one model on a set of series")
+    run.add_argument("--model", default="embedded", help="embedded, qwen-0.5b or qwen-1.5b")
+    run.add_argument("--set", default="all", choices=["dev", "held_out", "all"])
+    run.add_argument("--series", default="", help="comma-separated names (overrides --set)")
+    run.add_argument("--strategies", default=",".join(STRATEGIES))
+    run.add_argument("--origins", type=int, default=ORIGINS)
+    run.add_argument("--fit-steps", type=int, default=FIT_STEPS)
+    run.add_argument("--extra", default="", help="JSON of more forecaster parameters")
+    run.add_argument("--tag", default="", help="suffix of the result files (experiments)")
+    run.add_argument("--force", action="store_true", help="rerun cached results")
+    cls = sub.add_parser("classify", help="online accuracy on up/down tasks")
+    cls.add_argument("--model", default="embedded")
+    cls.add_argument("--tasks", default=",".join(UPDOWN))
+    cls.add_argument("--strategies", default=",".join(STRATEGIES))
+    cls.add_argument("--rows", type=int, default=CLASS_ROWS)
+    cls.add_argument("--fit-steps", type=int, default=FIT_STEPS)
+    cls.add_argument("--force", action="store_true")
+    suite = sub.add_parser("suite", help="the committed report: every model, then the report")
+    suite.add_argument("--models", default=",".join(MODELS))
+    report = sub.add_parser("report", help="write report.md and plots from the cached runs")
+    report.add_argument("--tag", default="", help="report the runs with this tag")
+    args = parser.parse_args(argv)
+    commands = {"run": cmd_run, "classify": cmd_classify, "suite": cmd_suite, "report": cmd_report}
+    commands[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
