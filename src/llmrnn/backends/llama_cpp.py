@@ -1,11 +1,9 @@
-"""The llama.cpp backend (llama-cpp-python): one loaded model per process, shared by all.
+"""The llama.cpp backend (llama-cpp-python): a handle on a model shared by the whole process.
 
 Why it looks like this:
 
-- A loaded model is shared per process per (file, context size, GPU layers, threads): a grid
-  search that clones an estimator 50 times loads the file once. Estimators hold a small
-  :class:`LlamaCppBackend` handle that is never pickled; the model is opened lazily on first use.
-- One ``Llama`` object must never run in two threads at once, so each shared model has a lock.
+- Estimators hold a small :class:`LlamaCppBackend` handle that is never pickled; the model it
+  names is loaded once per process and shared (``_model_cache``), opened lazily on first use.
 - The KV cache holds one sequence: the tokens of the previous call. The recurrence orders every
   prompt from what changes least to what changes most, so most prompt tokens come from the cache;
   this module measures how many did, per call.
@@ -18,155 +16,57 @@ Why it looks like this:
   alone, and generated tokens are never reused. A fit in two threads, a fit after another
   estimator's, and a fit on a cold cache give the same text, token for token. The price: up to
   ``_BLOCK`` tokens and the previous answer evaluated again per call (``benchmarks/speed.py``).
-- Seeded samples of one prompt (``complete_many``, behind prediction intervals) run as parallel
-  sequences on a second, lazily created context: the prompt is evaluated once, copied to every
-  sequence inside the KV cache, and each decode advances all samples by one token (20 samples
-  of 12 horizons: 13.7 s instead of 28.5 s one after another on 2 CPU cores, see
-  docs/decisions.md). Samples are a function of the prompt, the seeds and their number.
-- llama.cpp's own logging is routed to the ``llmrnn.llama_cpp`` logger at DEBUG, so nothing is
-  printed unless the user turns debug logging on.
+- Seeded samples of one prompt (``complete_many``, behind prediction intervals) run side by side
+  on a second context (``_parallel``).
+- What llama-cpp-python offers only through its private parts goes through ``_llama_private``.
 """
 
 from __future__ import annotations
 
-import atexit
-import ctypes
-import logging
-import os
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from ..grammar import validate_gbnf
+from . import _llama_private as private
+from ._model_cache import (
+    SharedModel,
+    available_threads,
+    gpu_offload_supported,
+    load_count,
+    shared_model,
+    system_info,
+)
+from ._parallel import sample_side_by_side
 from .base import BackendError, Completion, Message, log_softmax, render_plain
 
-__all__ = ["LlamaCppBackend", "gpu_offload_supported", "load_count", "system_info"]
+__all__ = [
+    "LlamaCppBackend",
+    "available_threads",
+    "gpu_offload_supported",
+    "load_count",
+    "system_info",
+]
 
-logger = logging.getLogger("llmrnn.llama_cpp")
-
-_CACHE: dict[tuple, _SharedModel] = {}
-_CACHE_LOCK = threading.Lock()
-_LOADS: list[tuple] = []  # every real load, for tests and benchmarks (one entry per load)
-_LOG_CALLBACK: Any = None  # keeps the ctypes callback alive
 _GRAMMARS: dict[str, Any] = {}  # validated and compiled grammars, by text
-_RAN_INFERENCE = False  # set once this process has decoded anything
-_FORKED_AFTER_INFERENCE = False  # set in a child forked from a process that had
-
-
-def _after_fork_in_child() -> None:
-    """A forked child inherits llama.cpp's OpenMP state, which hangs on the next decode."""
-    global _FORKED_AFTER_INFERENCE, _CACHE_LOCK
-    _FORKED_AFTER_INFERENCE = _FORKED_AFTER_INFERENCE or _RAN_INFERENCE
-    _CACHE_LOCK = threading.Lock()
-    _CACHE.clear()  # the parent's models (and their locks) are not usable here
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _llama_cpp():
-    try:
-        import llama_cpp
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise BackendError(
-            "llama-cpp-python is not importable: reinstall it with `pip install llama-cpp-python` "
-            "(a C/C++ compiler is needed), or reinstall llmrnn."
-        ) from exc
-    _silence_llama_logs(llama_cpp)
-    return llama_cpp
-
-
-def _silence_llama_logs(llama_cpp) -> None:
-    """Route llama.cpp's log lines to logging (DEBUG) instead of stderr."""
-    global _LOG_CALLBACK
-    if _LOG_CALLBACK is not None:
-        return
-
-    @llama_cpp.llama_log_callback
-    def _callback(level, text, user_data):  # noqa: ARG001 - ctypes signature
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(text.decode("utf-8", "replace").rstrip())
-
-    _LOG_CALLBACK = _callback
-    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
-
-
-@atexit.register
-def _close_all() -> None:
-    """Free the shared models before interpreter teardown (llama-cpp-python's own ``__del__``
-    fails noisily once its modules are gone)."""
-    with _CACHE_LOCK:
-        for shared in _CACHE.values():
-            shared.llama.close()
-        _CACHE.clear()
-
-
-def gpu_offload_supported() -> bool:
-    """Whether this llama-cpp-python build can offload layers to a GPU."""
-    return bool(_llama_cpp().llama_supports_gpu_offload())
-
-
-def system_info() -> str:
-    """llama.cpp's build and CPU-feature line."""
-    return _llama_cpp().llama_print_system_info().decode("utf-8", "replace").strip()
-
-
-def load_count(model_path: str | None = None) -> int:
-    """How many times a model file was loaded in this process (all files when None)."""
-    return sum(1 for key in _LOADS if model_path is None or key[0] == model_path)
-
-
-def available_threads() -> int:
-    """Cores this process may run on (not llama-cpp-python's default of half the CPU count).
-
-    ``OMP_NUM_THREADS``, when set, caps it: joblib's loky workers set it to their share of the
-    cores, so a grid search with ``n_jobs=2`` on 2 cores runs one thread per worker instead of
-    two workers spinning two OpenMP threads each (measured 10x slower, FACTS.md).
-    """
-    try:
-        cores = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        cores = max(1, os.cpu_count() or 1)
-    try:
-        cap = int(os.environ.get("OMP_NUM_THREADS", "0"))
-    except ValueError:
-        cap = 0
-    return min(cores, cap) if cap > 0 else cores
-
-
 _BLOCK = 32  # prompt tokens per aligned evaluation block (see the module docstring)
 
 
-def _cached_prefix(llama, tokens: list[int]) -> int:
+def _cached_prefix(llama: Any, tokens: list[int]) -> int:
     """Prompt tokens llama-cpp-python will take from the KV cache: its own rule, the longest
     common prefix with the tokens it holds, the prompt's last token always evaluated again."""
-    previous = llama.input_ids[: llama.n_tokens].tolist()
     cached = 0
-    for a, b in zip(previous, tokens[:-1]):
+    for a, b in zip(private.evaluated_tokens(llama), tokens[:-1]):
         if a != b:
             break
         cached += 1
     return cached
 
 
-@dataclass
-class _SharedModel:
-    llama: Any
-    chat_template: str | None
-    eos_token: str
-    bos_token: str
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    formatter: Any = None
-    clean: int = 0  # cache positions below this were evaluated in whole aligned blocks
-    parallel: Any = None  # the second context of complete_many, created on first use
-
-
-def _prefill(shared: _SharedModel, tokens: list[int]) -> int:
+def _prefill(shared: SharedModel, tokens: list[int]) -> int:
     """Evaluate all but the last prompt token in aligned blocks; return the tokens reused.
 
     Reuses the cache up to the last whole block shared with the previous prompt, so the cache
@@ -176,92 +76,14 @@ def _prefill(shared: _SharedModel, tokens: list[int]) -> int:
     body = len(tokens) - 1
     start = min(_cached_prefix(llama, tokens), shared.clean) // _BLOCK * _BLOCK
     whole = max(start, body // _BLOCK * _BLOCK)
-    llama.n_tokens = shared.clean = start
+    private.rewind(llama, start)
+    shared.clean = start
     if whole > start:  # whole blocks: batches that start on the grid and span whole blocks
         llama.eval(tokens[start:whole])
     shared.clean = whole
     if body > whole:  # the partial block, never reused
         llama.eval(tokens[whole:body])
     return start
-
-
-def _parallel_supported(llama_cpp) -> bool:
-    """Whether this llama-cpp-python has what ``complete_many`` uses (the memory API of
-    llama.cpp and unified KV caches; 0.3.36 has, the oldest allowed 0.3.x may not)."""
-    fields = {name for name, *_ in llama_cpp.llama_context_params._fields_}
-    needed = ("llama_memory_seq_cp", "llama_memory_clear", "llama_max_parallel_sequences")
-    return "kv_unified" in fields and all(hasattr(llama_cpp, n) for n in needed)
-
-
-def _use_extra_buffers() -> bool:
-    """Whether llama.cpp may put weights in its "extra" CPU buffer types (AMX, repacking).
-
-    llama-cpp-python 0.3.36 compiled natively on an AMX-capable Xeon (the development and CI
-    machines) segfaults in ``ggml_backend_amx_mul_mat`` on the first decode. So on a build that
-    reports ``AMX_INT8 = 1`` the extra buffers are off by default. ``LLMRNN_EXTRA_BUFFERS=1`` or
-    ``=0`` overrides the rule.
-    """
-    setting = os.environ.get("LLMRNN_EXTRA_BUFFERS", "auto").strip().lower()
-    if setting in {"1", "true", "on", "yes"}:
-        return True
-    if setting in {"0", "false", "off", "no"}:
-        return False
-    return "AMX_INT8 = 1" not in system_info()
-
-
-def _construct(llama_cpp, extra_buffers: bool, **kwargs):
-    """Build a ``Llama``; llama-cpp-python has no argument for ``use_extra_bufts``, so the default
-    model parameters are wrapped for the duration of the load (under the cache lock)."""
-    if extra_buffers:
-        return llama_cpp.Llama(**kwargs)
-    low = llama_cpp.llama_cpp
-    original = low.llama_model_default_params
-
-    def params_without_extra_buffers():
-        params = original()
-        params.use_extra_bufts = False
-        return params
-
-    low.llama_model_default_params = params_without_extra_buffers
-    try:
-        return llama_cpp.Llama(**kwargs)
-    finally:
-        low.llama_model_default_params = original
-
-
-def _load(key: tuple) -> _SharedModel:
-    model_path, n_ctx, n_gpu_layers, n_threads = key
-    llama_cpp = _llama_cpp()
-    logger.info("loading %s (n_ctx=%d, n_gpu_layers=%d)", model_path, n_ctx, n_gpu_layers)
-    try:
-        llama = _construct(
-            llama_cpp,
-            _use_extra_buffers(),
-            model_path=model_path,
-            n_ctx=n_ctx,
-            n_gpu_layers=n_gpu_layers,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            n_batch=min(512, n_ctx),
-            seed=0,
-            verbose=False,
-        )
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise BackendError(
-            f"llama.cpp could not load {model_path!r} ({exc}): check that it is a complete GGUF "
-            "file of an architecture this llama-cpp-python version supports."
-        ) from exc
-    _LOADS.append(key)
-    template = llama.metadata.get("tokenizer.chat_template")
-    eos_id, bos_id = llama.token_eos(), llama.token_bos()
-    eos = llama._model.token_get_text(eos_id) if eos_id != -1 else ""
-    bos = llama._model.token_get_text(bos_id) if bos_id != -1 else ""
-    shared = _SharedModel(llama, template, eos, bos)
-    if template:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        shared.formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-    return shared
 
 
 class LlamaCppBackend:
@@ -297,28 +119,8 @@ class LlamaCppBackend:
 
     # The shared model is looked up on every use, never held by pickled state.
     @property
-    def _shared(self) -> _SharedModel:
-        global _RAN_INFERENCE
-        if _FORKED_AFTER_INFERENCE:
-            raise BackendError(
-                "llama.cpp cannot run in a process forked from one that already ran a model "
-                "(its OpenMP threads do not survive fork: the call would hang). Use a "
-                "spawn-based backend instead: joblib's default 'loky', sktime's "
-                "evaluate(backend='loky' or 'dask'), or multiprocessing's 'spawn' start method."
-            )
-        _RAN_INFERENCE = True
-        shared = _CACHE.get(self._key)
-        if shared is None:
-            with _CACHE_LOCK:
-                shared = _CACHE.get(self._key)
-                if shared is None:
-                    shared = _CACHE[self._key] = _load(self._key)
-        return shared
-
-    @property
-    def chat(self) -> bool:
-        """Whether the model has a chat template (instruction-tuned)."""
-        return self._shared.formatter is not None
+    def _shared(self) -> SharedModel:
+        return shared_model(self._key)
 
     def render(self, messages: Sequence[Message]) -> str:
         """Render with the model's chat template, or as plain text for base models."""
@@ -437,17 +239,6 @@ class LlamaCppBackend:
         """
         import llama_cpp
 
-        if not _parallel_supported(llama_cpp):  # an older llama-cpp-python: one at a time
-            return [
-                self.complete(
-                    prompt,
-                    max_tokens=max_tokens,
-                    grammar=grammar,
-                    temperature=temperature,
-                    seed=seed,
-                )  # fmt: skip
-                for seed in seeds
-            ]
         shared = self._shared
         compiled = self._grammar(grammar) if grammar else None
         completions: list[Completion] = []
@@ -462,91 +253,20 @@ class LlamaCppBackend:
             for first in range(0, len(seeds), group):
                 chunk = list(seeds[first : first + group])
                 try:
-                    done = self._parallel(llama_cpp, shared, tokens, chunk, max_tokens,
-                                          compiled, temperature)  # fmt: skip
+                    done = sample_side_by_side(
+                        shared,
+                        tokens,
+                        chunk,
+                        max_tokens=max_tokens,
+                        grammar=compiled,
+                        temperature=temperature,
+                    )
                 except (ValueError, RuntimeError) as exc:
                     raise BackendError(f"llama.cpp could not sample: {exc}") from exc
                 if first:  # the prompt counts once
                     done = [replace(c, prompt_tokens=0, cached_tokens=len(tokens)) for c in done]
                 completions += done
         return completions
-
-    def _parallel(self, llama_cpp, shared, tokens, seeds, max_tokens, grammar, temperature):
-        """``complete_many`` for at most llama.cpp's maximum of parallel sequences."""
-        from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaSampler
-
-        llama, n = shared.llama, len(seeds)
-        needed = len(tokens) + n * max_tokens
-        ctx = shared.parallel
-        if ctx is None or ctx.n_ctx() < needed or ctx.params.n_seq_max < n:
-            if ctx is not None:
-                ctx.close()
-            params = llama_cpp.llama_context_params.from_buffer_copy(llama.context_params)
-            params.n_ctx = -(-needed // 256) * 256
-            params.n_seq_max = max(n, 20)
-            params.kv_unified = True  # the prompt's cells are shared, not copied, per sequence
-            ctx = shared.parallel = LlamaContext(model=llama._model, params=params, verbose=False)
-        start = time.perf_counter()
-        llama_cpp.llama_memory_clear(ctx.memory, True)
-        width = max(int(ctx.params.n_batch), n)
-        batch = LlamaBatch(n_tokens=width, embd=0, n_seq_max=1, verbose=False)
-        samplers: list[Any] = []
-        try:
-            for at in range(0, len(tokens), width):
-                batch.set_batch(tokens[at : at + width], n_past=at, logits_all=False)
-                ctx.decode(batch)
-            last = batch.n_tokens() - 1  # the prompt's last token: every sample's first logits
-            for i in range(1, n):
-                llama_cpp.llama_memory_seq_cp(ctx.memory, 0, i, -1, -1)
-            for seed in seeds:
-                sampler = LlamaSampler()
-                if grammar is not None:
-                    sampler.add_grammar(llama._model, grammar)
-                sampler.add_top_k(40)
-                sampler.add_top_p(0.95, 1)
-                sampler.add_min_p(0.05, 1)
-                sampler.add_temp(temperature)
-                sampler.add_dist(seed)
-                samplers.append(sampler)
-            vocab = llama._model.vocab
-            outputs: list[list[int]] = [[] for _ in seeds]
-            finished = [False] * n
-            rows = [last] * n  # where each sample's next logits are in the last batch
-            for step in range(max_tokens):
-                active = [i for i in range(n) if not finished[i]]
-                for i in active:
-                    token = samplers[i].sample(ctx, rows[i])
-                    if llama_cpp.llama_vocab_is_eog(vocab, token):
-                        finished[i] = True
-                    else:
-                        outputs[i].append(token)
-                active = [i for i in active if not finished[i]]
-                if not active or step == max_tokens - 1:
-                    break
-                batch.reset()
-                for row, i in enumerate(active):
-                    b = batch.batch
-                    b.token[row], b.pos[row] = outputs[i][-1], len(tokens) + step
-                    b.seq_id[row][0], b.n_seq_id[row], b.logits[row] = i, 1, True
-                    rows[i] = row
-                batch.batch.n_tokens = len(active)
-                ctx.decode(batch)
-        finally:
-            batch.close()
-            for sampler in samplers:
-                sampler.close()
-        seconds = (time.perf_counter() - start) / n
-        return [
-            Completion(
-                text=llama.detokenize(out).decode("utf-8", errors="ignore"),
-                prompt_tokens=len(tokens) if i == 0 else 0,
-                cached_tokens=0 if i == 0 else len(tokens),
-                generated_tokens=len(out) + int(finished[i]),
-                seconds=seconds,
-                truncated=not finished[i],
-            )
-            for i, out in enumerate(outputs)
-        ]
 
     def score(self, prompt: str, options: Sequence[str]) -> tuple[np.ndarray, Completion]:
         """Log-probability of each option as the whole answer, from the model's own logits.
@@ -579,14 +299,14 @@ class LlamaCppBackend:
             except (ValueError, RuntimeError) as exc:
                 raise BackendError(f"llama.cpp could not evaluate the prompt: {exc}") from exc
             base = llama.n_tokens
-            first = log_softmax(self._last_logits(llama))
+            first = log_softmax(private.last_logits(llama))
             evaluated = len(tokens) - cached
             scores = []
             for option in encoded:
                 scores.append(first[option[0]] + self._continuation(llama, base, option))
                 evaluated += len(option) - 1
-            llama._ctx.kv_cache_seq_rm(-1, base, -1)
-            llama.n_tokens = base
+            # Drop the last option's tokens: the cache holds the prompt for the next call.
+            shared.clean = min(shared.clean, private.forget_from(llama, base))
             logprobs = np.array(scores)
             seconds = time.perf_counter() - start
         return logprobs, Completion(
@@ -598,28 +318,21 @@ class LlamaCppBackend:
         )
 
     @staticmethod
-    def _continuation(llama, base: int, option: list[int]) -> float:
+    def _continuation(llama: Any, base: int, option: list[int]) -> float:
         """Sum of log P(option[i] | prompt, option[:i]) for i >= 1, in one batched decode."""
         if len(option) < 2:
             return 0.0
-        inputs = option[:-1]
-        llama._ctx.kv_cache_seq_rm(-1, base, -1)
-        llama._batch.set_batch(batch=inputs, n_past=base, logits_all=True)
-        llama._ctx.decode(llama._batch)
-        total = 0.0
-        for i, token in enumerate(option[1:]):
-            row = np.ctypeslib.as_array(llama._ctx.get_logits_ith(i), shape=(llama.n_vocab(),))
-            total += log_softmax(row)[token]
-        return total
+        if private.forget_from(llama, base) != base:  # the previous option's tokens
+            raise BackendError(
+                "This model's cache cannot drop the tokens of a scored answer (a recurrent "
+                "architecture): use an attention-based GGUF model for classification."
+            )
+        rows = private.logits_after(llama, base, option[:-1])
+        return float(sum(log_softmax(row)[token] for row, token in zip(rows, option[1:])))
 
     @staticmethod
-    def _plain_end(llama) -> list[int]:
+    def _plain_end(llama: Any) -> list[int]:
         return llama.tokenize(b"\n", add_bos=False, special=False)[-1:]
-
-    @staticmethod
-    def _last_logits(llama) -> np.ndarray:
-        pointer = llama._ctx.get_logits_ith(-1)
-        return np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),))
 
     @staticmethod
     def _stream(llama, tokens, options, halt) -> tuple[str, str | None]:

@@ -1,0 +1,109 @@
+"""The llama.cpp backend on the embedded model: grammars, side-by-side samples, scoring, loading,
+and the private parts of llama-cpp-python it relies on (``backends/_llama_private.py``)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import llama_cpp
+import numpy as np
+import pytest
+
+from llmrnn.backends import _llama_private as private
+from llmrnn.backends.base import Message
+from llmrnn.backends.llama_cpp import LlamaCppBackend
+from llmrnn.grammar import GrammarError, numbers_grammar
+
+
+def test_private_api_of_llama_cpp_python_is_still_there(default_model_path):
+    # Fails on an upgrade of llama-cpp-python that removes or renames what the shim uses.
+    llama = LlamaCppBackend(default_model_path, n_ctx=512)._shared.llama
+    problems = private.api_problems(llama)
+    assert not problems, (
+        f"llama-cpp-python {llama_cpp.__version__} changed what "
+        "src/llmrnn/backends/_llama_private.py relies on (written against 0.3.36): "
+        + "; ".join(problems)
+    )
+
+
+def test_api_problems_name_a_removed_or_changed_method(monkeypatch):
+    internals = pytest.importorskip("llama_cpp._internals")
+    monkeypatch.delattr(internals.LlamaSampler, "add_dist")
+    monkeypatch.setattr(internals.LlamaBatch, "set_batch", lambda self, tokens, start: None)
+    monkeypatch.delattr(llama_cpp.llama_cpp, "llama_memory_seq_cp")
+    problems = private.api_problems()
+    assert "llama_cpp._internals.LlamaSampler.add_dist is gone" in problems
+    assert (
+        "llama_cpp._internals.LlamaBatch.set_batch now takes ['tokens', 'start'], "
+        "not ['batch', 'n_past', 'logits_all']"
+    ) in problems
+    assert "llama_cpp.llama_cpp.llama_memory_seq_cp is gone" in problems
+    assert len(problems) == 3, problems
+
+
+def test_models_load_without_extra_buffers_when_asked(default_model_path, monkeypatch, caplog):
+    """The AMX workaround reaches llama.cpp, and only the model it was asked for."""
+    monkeypatch.setenv("LLMRNN_EXTRA_BUFFERS", "0")
+    caplog.set_level(logging.DEBUG, logger="llmrnn.llama_cpp")
+    backend = LlamaCppBackend(default_model_path, n_ctx=384)  # a context size no other test loads
+    llama = backend._shared.llama
+    assert llama.model_params.use_extra_bufts is False
+    assert llama._model.params.use_extra_bufts is False  # what llama.cpp was given
+    loaded = [r.getMessage() for r in caplog.records if "model buffer size" in r.getMessage()]
+    assert loaded, "llama.cpp's load log did not reach the llmrnn.llama_cpp logger"
+    assert not [line for line in loaded if "AMX" in line or "REPACK" in line], loaded
+    # nothing global was replaced: a plain load still gets llama.cpp's defaults
+    assert llama_cpp.llama_model_default_params().use_extra_bufts is True
+    assert type(llama) is not llama_cpp.Llama and isinstance(llama, llama_cpp.Llama)
+    # and the model runs (an AMX build without the workaround segfaults here)
+    assert backend.complete("Count: 1, 2,", max_tokens=2).generated_tokens > 0
+
+
+def test_real_backend_rejects_bad_grammar_without_crashing(default_model_path):
+    backend = LlamaCppBackend(default_model_path, n_ctx=512)
+    with pytest.raises(GrammarError, match="Unterminated or empty character class"):
+        backend.complete("Count: 1, 2,", max_tokens=4, grammar="root ::= [0-9")
+    # The process and the model are still fine.
+    ok = backend.complete("Count: 1, 2,", max_tokens=4, grammar=numbers_grammar(1, 2, 0))
+    assert ok.text.strip().lstrip("-").isdigit()
+
+
+def test_scoring_leaves_the_cache_holding_exactly_the_prompt(default_model_path):
+    backend = LlamaCppBackend(default_model_path, n_ctx=512)
+    prompt = backend.render([Message("user", "Is the sky blue? Answer yes or no.")])
+    options = ["yes", "no", "maybe not"]
+    logprobs, done = backend.score(prompt, options)
+    llama = backend._shared.llama
+    memory = llama_cpp.llama_get_memory(llama.ctx)
+    # the options' tokens are gone from the KV cache: it holds the prompt and nothing after
+    assert llama.n_tokens == backend.count_tokens(prompt)
+    assert llama_cpp.llama_memory_seq_pos_max(memory, 0) == llama.n_tokens - 1
+    assert done.text == options[int(np.argmax(logprobs))] and done.generated_tokens == 0
+    again, _ = backend.score(prompt, options)
+    np.testing.assert_array_equal(again, logprobs)  # the same whatever the cache held
+
+
+def test_parallel_samples_follow_the_grammar_and_their_seeds(default_model_path):
+    backend = LlamaCppBackend(default_model_path, n_ctx=1024)
+    prompt = backend.render([Message("user", "Write three random numbers between 0 and 99.")])
+    grammar = numbers_grammar(3, 2, 1, signed=True)
+    greedy = backend.complete(prompt, max_tokens=30, grammar=grammar).text
+    samples = backend.complete_many(
+        prompt, seeds=range(8), max_tokens=30, grammar=grammar, temperature=1.0
+    )
+    pattern = re.compile(r"[-+]?\d{1,2}\.\d, [-+]?\d{1,2}\.\d, [-+]?\d{1,2}\.\d")
+    texts = [s.text for s in samples]
+    assert all(pattern.fullmatch(t) for t in texts), texts
+    assert len(set(texts)) > 1  # eight seeds, one sampled text each
+    assert not any(s.truncated for s in samples)
+    # the prompt is evaluated once, for the first sample; the others share it
+    tokens = backend.count_tokens(prompt)
+    assert samples[0].prompt_tokens == tokens and samples[0].cached_tokens == 0
+    assert all(s.prompt_tokens == 0 and s.cached_tokens == tokens for s in samples[1:])
+    again = backend.complete_many(
+        prompt, seeds=range(8), max_tokens=30, grammar=grammar, temperature=1.0
+    )
+    assert [s.text for s in again] == texts  # repeatable
+    # the samples ran on their own context: the main one gives the same greedy text as before
+    assert backend.complete(prompt, max_tokens=30, grammar=grammar).text == greedy
