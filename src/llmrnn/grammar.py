@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["GrammarError", "validate_gbnf", "numbers_grammar", "choice_grammar", "gbnf_literal"]
+__all__ = ["GrammarError", "validate_gbnf", "numbers_grammar", "rule_number_grammar"]
 
 _NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
 _RULE = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9-]*)\s*::=(.*)$")
@@ -110,14 +110,6 @@ def validate_gbnf(text: str) -> str:
     return text
 
 
-def gbnf_literal(text: str) -> str:
-    """Quote ``text`` as a GBNF string literal."""
-    escaped = (
-        text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-    )
-    return f'"{escaped}"'
-
-
 def numbers_grammar(count: int, int_digits: int, decimals: int, *, signed: bool = False) -> str:
     """Grammar for exactly ``count`` comma-separated numbers of bounded precision.
 
@@ -157,10 +149,3 @@ def rule_number_grammar(int_digits: int, decimals: int) -> str:
     """
     number = numbers_grammar(1, int_digits, decimals, signed=True).splitlines()[1]
     return validate_gbnf(f'root ::= " " num "."\n{number}\n')
-
-
-def choice_grammar(options: list[str]) -> str:
-    """Grammar that accepts exactly one of ``options``."""
-    if not options:
-        raise ValueError("options must not be empty")
-    return validate_gbnf("root ::= " + " | ".join(gbnf_literal(o) for o in options) + "\n")

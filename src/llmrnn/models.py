@@ -198,8 +198,6 @@ class ModelInfo:
     source : str
         ``"embedded"`` (ships with a package), ``"registered"`` (``LLMRNN_MODELS``),
         ``"catalogue"`` (:data:`CATALOGUE`, downloaded into the Hugging Face cache) or ``"test"``.
-    chat : bool
-        Whether the model is instruction-tuned (rendered with its chat template).
     hub_id : str
         ``org/repo:QUANT`` for a catalogue model, else ``""``.
     """
@@ -207,7 +205,6 @@ class ModelInfo:
     name: str
     path: str
     source: str
-    chat: bool = True
     hub_id: str = ""
 
 

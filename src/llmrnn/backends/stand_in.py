@@ -7,7 +7,6 @@ It knows nothing about forecasting: it reads the grammar it is given.
 
 - Under a numbers grammar it repeats the last number of the prompt's final ``<data>`` block (a
   change of ``+0.0`` under a signed grammar), plus seeded noise when ``temperature > 0``.
-- Under a choice grammar it picks an option from a hash of the prompt.
 - Without a grammar it writes a short note that quotes the prompt's last line.
 """
 
@@ -88,14 +87,8 @@ class StandInBackend:
     ) -> Completion:
         start = time.perf_counter()
         self.calls += 1
-        if grammar is not None:
-            validate_gbnf(grammar)
-            root = grammar.splitlines()[0]
-            if "num" in root:
-                text = self._numbers(prompt, grammar, temperature, seed)
-            else:
-                options = re.findall(r'"((?:[^"\\]|\\.)*)"', root)
-                text = options[(_digest(prompt) + seed * (temperature > 0)) % len(options)]
+        if grammar is not None:  # every grammar the recurrence writes is one of numbers
+            text = self._numbers(prompt, validate_gbnf(grammar), temperature, seed)
         else:
             last = prompt.strip().splitlines()[-2] if "\n" in prompt.strip() else prompt
             text = f"Stand-in note {_digest(prompt) % 1000:03d}: {last[:120]}"
