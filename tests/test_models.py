@@ -140,7 +140,8 @@ def test_hub_missing_repo_names_id_cache_and_command(hf_cache):
     )
     with pytest.raises(HubModelError, match=message):
         resolve_model("llmrnn-test/absent-GGUF")
-    with pytest.raises(FileNotFoundError):  # HubModelError is one, as ModelFileError is
+    # HubModelError is a FileNotFoundError, as ModelFileError is; the tag stays in the command
+    with pytest.raises(FileNotFoundError, match=r"`llmrnn pull llmrnn-test/absent-GGUF:Q8_0`"):
         resolve_model("llmrnn-test/absent-GGUF:Q8_0")
 
 
