@@ -10,6 +10,9 @@ import llama_cpp
 import numpy as np
 import pytest
 
+import llmrnn.backends.llama_cpp as llama_backend
+from llmrnn import LLMRNNForecaster
+from llmrnn.backends import BackendError
 from llmrnn.backends import _llama_private as private
 from llmrnn.backends.base import Message
 from llmrnn.backends.llama_cpp import LlamaCppBackend
@@ -67,6 +70,31 @@ def test_real_backend_rejects_bad_grammar_without_crashing(default_model_path):
     # The process and the model are still fine.
     ok = backend.complete("Count: 1, 2,", max_tokens=4, grammar=numbers_grammar(1, 2, 0))
     assert ok.text.strip().lstrip("-").isdigit()
+
+
+def test_prompt_over_context_is_a_clear_error(default_model_path):
+    backend = LlamaCppBackend(default_model_path, n_ctx=256)
+    with pytest.raises(BackendError, match="raise context_tokens"):
+        backend.complete("word " * 400, max_tokens=4)
+
+
+def test_results_do_not_depend_on_what_the_kv_cache_held(monkeypatch, airline):
+    """llama.cpp's numbers shift with how a prompt is split into batches; the backend evaluates
+    every prompt the same way whatever the cache held, so a cold cache gives the same text."""
+    params = {"window": 8, "fit_steps": 2, "memory_words": 30, "base_forecaster": None}
+    warm = LLMRNNForecaster(**params).fit(airline[-20:])
+    prefill = llama_backend._prefill
+
+    def cold(shared, tokens):
+        shared.clean = 0  # forget the cache before every call
+        return prefill(shared, tokens)
+
+    monkeypatch.setattr(llama_backend, "_prefill", cold)
+    cold_fit = LLMRNNForecaster(**params).fit(airline[-20:])
+    cold_trace, warm_trace = cold_fit.get_trace(), warm.get_trace()
+    assert cold_fit.memory_ == warm.memory_
+    assert cold_trace["prediction"].tolist() == warm_trace["prediction"].tolist()
+    assert cold_trace["cached_tokens"].sum() == 0 < warm_trace["cached_tokens"].sum()
 
 
 def test_scoring_leaves_the_cache_holding_exactly_the_prompt(default_model_path):

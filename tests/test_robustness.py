@@ -171,12 +171,6 @@ def test_truncated_gguf_is_a_python_error(tmp_path, default_model_path):
         LLMRNNForecaster(model=str(truncated), **SMALL).fit(pd.Series(np.arange(10.0)))
 
 
-def test_prompt_over_context_is_a_clear_error(default_model_path):
-    backend = make_backend(default_model_path, context_tokens=256)
-    with pytest.raises(BackendError, match="raise context_tokens"):
-        backend.complete("word " * 400, max_tokens=4)
-
-
 def test_unpickled_estimator_whose_model_is_gone_says_so(tmp_path, y20, default_model_path):
     copy = tmp_path / "copy.gguf"
     shutil.copyfile(default_model_path, copy)
@@ -202,27 +196,6 @@ def test_joblib_and_sktime_save_load_mid_stream(tmp_path, airline):
     f.update(y[-2:-1])
     from_joblib.update(y[-2:-1])
     assert from_joblib.memory_ == f.memory_
-
-
-def test_results_do_not_depend_on_what_the_kv_cache_held(monkeypatch, airline):
-    """llama.cpp's numbers shift with how a prompt is split into batches; the backend evaluates
-    every prompt the same way whatever the cache held, so a cold cache gives the same text."""
-    import llmrnn.backends.llama_cpp as llama_backend
-
-    params = {**SMALL, "fit_steps": 2}
-    warm = LLMRNNForecaster(**params).fit(airline[-20:])
-    prefill = llama_backend._prefill
-
-    def cold(shared, tokens):
-        shared.clean = 0  # forget the cache before every call
-        return prefill(shared, tokens)
-
-    monkeypatch.setattr(llama_backend, "_prefill", cold)
-    cold_fit = LLMRNNForecaster(**params).fit(airline[-20:])
-    cold_trace, warm_trace = cold_fit.get_trace(), warm.get_trace()
-    assert cold_fit.memory_ == warm.memory_
-    assert cold_trace["prediction"].tolist() == warm_trace["prediction"].tolist()
-    assert cold_trace["cached_tokens"].sum() == 0 < warm_trace["cached_tokens"].sum()
 
 
 def test_two_threads_on_one_shared_model_match_serial(airline):
