@@ -211,6 +211,63 @@ def cmd_classify(args: argparse.Namespace) -> None:
             )
 
 
+def context_rows(model: str, origins: int, fit_steps: int) -> list[dict]:
+    """Issue 16's context rows on US consumption with its exogenous data (sktime's uschange).
+
+    rnn with and without X, zero_shot with X, SARIMAX(1,0,0) with X refitted at every origin,
+    the base alone and the naive forecast; one step ahead over the last ``origins`` quarters.
+    The exogenous values of the quarter forecast are known to every method that uses X (as in
+    sktime's convention: ``predict`` is given X for the horizon).
+    """
+    from sktime.datasets import load_uschange
+    from sktime.forecasting.naive import NaiveForecaster
+    from sktime.forecasting.sarimax import SARIMAX
+
+    from llmrnn import LLMRNNForecaster
+    from llmrnn.backtesting import backtest_forecaster
+    from llmrnn.forecasting import auto_base_forecaster
+
+    y, X = load_uschange()
+    y, X = y.astype(float), X.astype(float)
+    task = "Predict the next value of this series: quarterly change of US consumption, %."
+    llm = {"model": model_file(model), "window": WINDOW, "fit_steps": fit_steps,
+           "memory_words": MEMORY_WORDS, "task_description": task}  # fmt: skip
+    methods = {
+        "rnn, with X": (LLMRNNForecaster(**llm), X),
+        "rnn, no X": (LLMRNNForecaster(**llm), None),
+        "zero_shot, with X": (LLMRNNForecaster(strategy="zero_shot", **llm), X),
+        "SARIMAX(1,0,0), with X": (SARIMAX(order=(1, 0, 0)), X),
+        "base alone (Theta)": (auto_base_forecaster(y), None),
+        "naive last": (NaiveForecaster(strategy="last"), None),
+    }
+    rows = []
+    for name, (forecaster, exog) in methods.items():
+        run = backtest_forecaster(forecaster, y, steps=origins, X=exog)
+        trace = run.trace
+        rows.append(
+            {
+                "model": model,
+                "method": name,
+                "mae": float(run.errors.mean()),
+                "errors": run.errors.tolist(),
+                "seconds_per_step": float(trace["seconds"].mean()) if trace is not None else None,
+                "memory": getattr(run.fitted, "memory_", ""),
+            }
+        )
+        print(f"{model:10} uschange  {name:24} MAE {rows[-1]['mae']:.4f}", flush=True)
+    return rows
+
+
+def cmd_context(args: argparse.Namespace) -> None:
+    quiet()
+    path = RUNS / args.model / "context-uschange.json"
+    if path.exists() and not args.force:
+        return
+    rows = context_rows(args.model, args.origins, args.fit_steps)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1, default=str))
+
+
 def run_path(model: str, name: str, strategy: str, tag: str = "") -> Path:
     return RUNS / model / f"{name}__{strategy}{'__' + tag if tag else ''}.json"
 
@@ -270,7 +327,7 @@ def load_runs(tag: str = "") -> pd.DataFrame:
     """Every cached run (with the given tag) as one row per (model, series, strategy)."""
     rows = []
     for path in sorted(RUNS.glob("*/*.json")):
-        if path.name.startswith("updown-"):
+        if path.name.startswith(("updown-", "context-")):
             continue
         parts = path.stem.split("__")
         if (parts[2] if len(parts) > 2 else "") != tag:
@@ -368,6 +425,39 @@ def learning_curves(runs: pd.DataFrame, path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def context_section() -> list[str]:
+    """Issue 16: what the exogenous columns are worth, by model."""
+    lines = []
+    for path in sorted(RUNS.glob("*/context-uschange.json")):
+        rows = pd.DataFrame(json.loads(path.read_text()))
+        model = rows["model"].iloc[0]
+        if not lines:
+            lines += [
+                "## Context the numbers cannot carry: exogenous X",
+                "",
+                "US consumption change (sktime's uschange) with its exogenous columns (income, "
+                "production, savings, unemployment; their values at the quarter forecast are "
+                "known, as sktime's `predict(X=...)` assumes), one step ahead over the last "
+                f"{ORIGINS} quarters after {FIT_STEPS} recurrent steps.",
+                "",
+            ]
+        mae = rows.set_index("method")["mae"]
+        table = rows[["method", "mae", "seconds_per_step"]].round(4)
+        lines += [f"### {LABELS.get(model, model)}", "", table.to_markdown(index=False), ""]
+        with_x, without = mae.get("rnn, with X"), mae.get("rnn, no X")
+        sarimax = mae.get("SARIMAX(1,0,0), with X")
+        if with_x is not None and without is not None:
+            gain = 1 - with_x / without
+            lines.append(
+                f"- rnn with X vs without: {100 * gain:+.1f}% MAE (goal: at least 10% lower: "
+                f"{'met' if gain >= 0.10 else '**not met**'}); against SARIMAX with the same X: "
+                f"{with_x:.4f} vs {sarimax:.4f} "
+                f"({'met' if with_x <= sarimax else '**not met**'})."
+            )
+            lines.append("")
+    return lines
 
 
 def classification_section() -> list[str]:
@@ -480,6 +570,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     if curve:
         lines += [f"![learning curves]({curve.name})", ""]
     lines += classification_section()
+    lines += context_section()
     (OUT / "report.md").write_text("\n".join(lines))
     print(OUT / "report.md")
 
@@ -522,12 +613,23 @@ def main(argv: list[str] | None = None) -> None:
     cls.add_argument("--rows", type=int, default=CLASS_ROWS)
     cls.add_argument("--fit-steps", type=int, default=FIT_STEPS)
     cls.add_argument("--force", action="store_true")
+    ctx = sub.add_parser("context", help="exogenous X on US consumption (issue 16)")
+    ctx.add_argument("--model", default="qwen-1.5b")
+    ctx.add_argument("--origins", type=int, default=ORIGINS)
+    ctx.add_argument("--fit-steps", type=int, default=FIT_STEPS)
+    ctx.add_argument("--force", action="store_true")
     suite = sub.add_parser("suite", help="the committed report: every model, then the report")
     suite.add_argument("--models", default=",".join(MODELS))
     report = sub.add_parser("report", help="write report.md and plots from the cached runs")
     report.add_argument("--tag", default="", help="report the runs with this tag")
     args = parser.parse_args(argv)
-    commands = {"run": cmd_run, "classify": cmd_classify, "suite": cmd_suite, "report": cmd_report}
+    commands = {
+        "run": cmd_run,
+        "classify": cmd_classify,
+        "context": cmd_context,
+        "suite": cmd_suite,
+        "report": cmd_report,
+    }
     commands[args.command](args)
 
 

@@ -124,25 +124,16 @@ def series(name: str) -> tuple[pd.Series, str, int]:
 
 
 def backtest(forecaster, y: pd.Series, origins: int) -> dict:
-    """One-step-ahead rolling-origin backtest through sktime's evaluate."""
-    from sktime.forecasting.model_evaluation import evaluate
-    from sktime.split import ExpandingWindowSplitter
+    """One-step-ahead rolling-origin backtest (``llmrnn.backtesting``, as the CLI's)."""
+    from llmrnn.backtesting import backtest_forecaster
 
-    # LLM forecasters learn online ("update"); statistical ones are refitted at every origin,
-    # since sktime's ThetaForecaster.update does not give the forecast a refit gives.
-    online = hasattr(forecaster, "get_trace")
-    cv = ExpandingWindowSplitter(initial_window=len(y) - origins, fh=[1])
-    start = time.perf_counter()
-    result = evaluate(
-        forecaster, cv, y, strategy="update" if online else "refit", return_data=True,
-        return_model=True, error_score="raise",
-    )  # fmt: skip
-    seconds = time.perf_counter() - start
-    predicted = np.array([p.iloc[0] for p in result["y_pred"]], dtype=float)
-    actual = np.array([t.iloc[0] for t in result["y_test"]], dtype=float)
-    fitted = result["fitted_forecaster"].iloc[-1]
-    trace = fitted.get_trace() if hasattr(fitted, "get_trace") else None
-    return {"pred": predicted, "true": actual, "seconds": seconds, "trace": trace}
+    run = backtest_forecaster(forecaster, y, steps=origins)
+    return {
+        "pred": run.pred[:, 0],
+        "true": run.true[:, 0],
+        "seconds": run.seconds,
+        "trace": run.trace,
+    }
 
 
 def scores(run: dict, y_train: np.ndarray, sp: int) -> dict:
@@ -159,16 +150,16 @@ def scores(run: dict, y_train: np.ndarray, sp: int) -> dict:
     }
 
 
-def forecasters(sp: int, fit_steps: int, description: str, positive: bool) -> dict:
+def forecasters(sp: int, fit_steps: int, description: str, y: pd.Series) -> dict:
     """Every method of the accuracy section, by name.
 
     The LLM rows without a suffix run the estimator's defaults (``base_forecaster="auto"``,
     Theta with the season of the series' index); ", no base" rows are the paper's loop alone.
     """
     from sktime.forecasting.naive import NaiveForecaster
-    from sktime.forecasting.theta import ThetaForecaster
 
     from llmrnn import LLMRNNForecaster
+    from llmrnn.forecasting import theta_forecaster
 
     task = f"Predict the next value of this series: {description}."
     llm = {"window": WINDOW, "fit_steps": fit_steps, "memory_words": 100}
@@ -176,8 +167,7 @@ def forecasters(sp: int, fit_steps: int, description: str, positive: bool) -> di
     methods = {
         "naive last": NaiveForecaster(strategy="last"),
         "seasonal naive": NaiveForecaster(strategy="last", sp=sp),
-        # multiplicative deseasonalizing needs positive values
-        "Theta": ThetaForecaster(sp=sp, deseasonalize=positive),
+        "Theta": theta_forecaster(y, sp),
     }
     for strategy in ("zero_shot", "full_history", "memprompt", "rnn"):
         methods[strategy] = LLMRNNForecaster(strategy=strategy, **llm)
@@ -201,7 +191,7 @@ def accuracy(suite: Suite, out: Path) -> tuple[list[str], dict]:
         # Theta deseasonalizes from two whole seasons: the first step of fit needs 2 * sp points
         origins = used[name] = min(suite.origins, len(y) - 2 * sp - suite.fit_steps)
         y_train = y.to_numpy()[: len(y) - origins]
-        candidates = forecasters(sp, suite.fit_steps, description, bool((y > 0).all()))
+        candidates = forecasters(sp, suite.fit_steps, description, y)
         for method, forecaster in candidates.items():
             if method in suite.skip:
                 continue

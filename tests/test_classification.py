@@ -16,7 +16,7 @@ from llmrnn import LLMRNNClassifier, prompts
 from llmrnn.backends.llama_cpp import load_count
 from llmrnn.datasets import updown_task
 from llmrnn.tasks import LabelTask
-from llmrnn.trace import TRACE_COLUMNS
+from llmrnn.trace import TRACE_COLUMNS, error_correction_rate
 
 SMALL = {"memory_words": 40}
 
@@ -65,8 +65,8 @@ def test_partial_fit_changes_memory_and_adds_trace_rows(updown):
     clf.partial_fit(X[2:4], y[2:4])
     assert len(clf.get_trace()) == 4
     assert clf.memory_ != memory
-    rate = clf.error_correction_rate_
-    assert np.isnan(rate) or 0.0 <= rate <= 1.0
+    expected = error_correction_rate(clf.get_trace()["error"], threshold=0.5)
+    assert clf.error_correction_rate_ == pytest.approx(expected, nan_ok=True)
     clf.update(X[4:5], y[4:5])  # the shared name of the recurrent update
     assert len(clf.get_trace()) == 5
 
@@ -120,7 +120,7 @@ def test_pipeline_with_preprocessing(updown):
     pipe = make_pipeline(StandardScaler(), LLMRNNClassifier(strategy="zero_shot"))
     pipe.fit(X[:10], y[:10])
     assert pipe.predict(X[10:13]).shape == (3,)
-    assert 0.0 <= pipe.score(X[10:16], y[10:16]) <= 1.0
+    assert pipe.score(X[10:16], y[10:16]) == np.mean(pipe.predict(X[10:16]) == y[10:16])
 
 
 def test_clone_and_pickle_predict_identically(fitted, updown):
@@ -134,8 +134,8 @@ def test_clone_and_pickle_predict_identically(fitted, updown):
 
 def _grid(n_jobs: int) -> GridSearchCV:
     return GridSearchCV(
-        LLMRNNClassifier(fit_steps=2, **SMALL),
-        {"strategy": ["rnn", "zero_shot"], "memory_words": [30, 60]},
+        LLMRNNClassifier(fit_steps=1, **SMALL),
+        {"strategy": ["rnn", "zero_shot"]},
         cv=TimeSeriesSplit(n_splits=2, test_size=4),
         n_jobs=n_jobs,
     )
@@ -145,7 +145,7 @@ def test_grid_search_serial_and_two_workers_agree(updown, default_model_path):
     X, y = updown
     loads = load_count(default_model_path)
     serial = _grid(1).fit(X[:16], y[:16])
-    assert load_count(default_model_path) == loads  # 8 fits, 0 new loads in this process
+    assert load_count(default_model_path) == loads  # 5 fits, 0 new loads in this process
     parallel = _grid(2).fit(X[:16], y[:16])
     np.testing.assert_allclose(
         serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"]

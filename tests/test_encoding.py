@@ -27,7 +27,7 @@ def test_render_parse_round_trip_is_exact():
     fmt = NumberFormat(scale=10.0, decimals=1, int_digits=4)
     text = fmt.render_many([123.0, -45.0, 6.0])
     assert text == "12.3, -4.5, 0.6"
-    np.testing.assert_allclose(fmt.parse(text, 3), [123.0, -45.0, 6.0])
+    np.testing.assert_array_equal(fmt.parse(text, 3), [123.0, -45.0, 6.0])
 
 
 def test_signed_format_and_errors():

@@ -29,3 +29,34 @@ def test_one_real_step_predicts_reflects_and_rewrites_every_section(default_mode
     assert list(mem.parse_sections(state.memory)) == list(mem.SECTIONS)
     assert len(state.memory.split()) <= 40
     assert state.record == (task.record_item(record.raw_answer, y[:-1], np.array([y[-1]])),)
+
+
+def test_judge_feedback_never_shows_the_truth():
+    from tests._scripted import ScriptedBackend
+
+    backend = ScriptedBackend()
+    y = np.array([10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 97.0])
+    task = ForecastTask.from_series(y)
+    loop = Recurrence(backend, task, LoopConfig(feedback="judge", memory_words=30))
+    state, record = loop.step(State(), y[:-1], np.array([y[-1]]), index=7)
+    secret = task.values.render(y[-1])
+    assert len(backend.prompts) == record.calls == 5
+    for prompt in backend.prompts:
+        assert secret not in prompt and "Outcome:" not in prompt and "Facts from" not in prompt
+    assert record.truth == "97" and record.error == abs(float(record.prediction) - 97.0)
+
+
+def test_truth_feedback_grounds_the_reflection_in_the_record():
+    from tests._scripted import ScriptedBackend
+
+    backend = ScriptedBackend()
+    y = np.array([10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 97.0])
+    task = ForecastTask.from_series(y)
+    loop = Recurrence(backend, task, LoopConfig(memory_words=30))
+    state, _ = loop.step(State(), y[:-2], np.array([y[-2]]))
+    state, record = loop.step(state, y[:-1], np.array([y[-1]]))
+    reflection = backend.prompts[-4]  # predict, reflect, then the three sections
+    assert "Outcome: the actual change was" in reflection
+    assert task.facts(state.record) in reflection  # both steps' facts, computed by code
+    assert "Rules:" not in reflection.split("<memory>")[1].split("</memory>")[0]
+    assert state.record[-1][1] == y[-1] - y[-2]  # the actual change, data units

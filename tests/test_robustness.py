@@ -19,7 +19,7 @@ from sktime.base import load as sktime_load
 from llmrnn import LLMRNNClassifier, LLMRNNForecaster
 from llmrnn.backends import BackendError, make_backend
 from llmrnn.memory import initial_memory, parse_sections
-from llmrnn.models import ModelFileError
+from llmrnn.models import STAND_IN, ModelFileError
 
 from ._scripted import FailingBackend, ScriptedBackend
 
@@ -127,27 +127,39 @@ def _snapshot(est):
     return pickle.dumps({k: v for k, v in est.__dict__.items()})
 
 
-@pytest.mark.parametrize("fail_at", [1, 3, 5])
+def _fails_atomically(monkeypatch, f, y_new, fail_at, error) -> None:
+    before, memory, cutoff = _snapshot(f), f.memory_, f.cutoff
+    inner = make_backend(f.model_path_, context_tokens=f.context_tokens)
+    _script(monkeypatch, FailingBackend(inner, fail_at, error))
+    with pytest.raises(type(error)):
+        f.update(y_new)
+    assert _snapshot(f) == before and f.memory_ == memory and f.cutoff == cutoff
+    monkeypatch.undo()
+    f.update(y_new)
+    assert len(f.get_trace()) == 3
+
+
+# Atomicity is about the estimator, not the model: every phase (predict, reflect, each memory
+# section, the second step) fails on the stand-in, and one case on the real model.
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 5, 7])
 @pytest.mark.parametrize("error", [BackendError("boom"), KeyboardInterrupt()])
 def test_update_failing_at_kth_call_changes_nothing(monkeypatch, airline, fail_at, error):
     y = airline[-24:]
+    f = LLMRNNForecaster(model=STAND_IN, **SMALL).fit(y[:-2], fh=[1])
+    _fails_atomically(monkeypatch, f, y[-2:], fail_at, error)
+
+
+def test_update_failing_on_the_real_model_changes_nothing(monkeypatch, airline):
+    y = airline[-24:]
     f = LLMRNNForecaster(**SMALL).fit(y[:-2], fh=[1])
-    before, memory, cutoff = _snapshot(f), f.memory_, f.cutoff
-    real = make_backend(f.model_path_, context_tokens=f.context_tokens)
-    _script(monkeypatch, FailingBackend(real, fail_at, error))
-    with pytest.raises(type(error)):
-        f.update(y[-2:])
-    assert _snapshot(f) == before and f.memory_ == memory and f.cutoff == cutoff
-    monkeypatch.undo()
-    f.update(y[-2:])
-    assert len(f.get_trace()) == 3
+    _fails_atomically(monkeypatch, f, y[-2:], 4, KeyboardInterrupt())
 
 
 @pytest.mark.parametrize("fail_at", [1, 4])
 def test_partial_fit_and_refit_failing_change_nothing(monkeypatch, airline, fail_at):
     X = pd.DataFrame({"change": airline.diff().to_numpy()[-6:]})
     y = np.array(["up", "down", "up", "down", "up", "down"])
-    clf = LLMRNNClassifier(memory_words=30).fit(X[:2], y[:2])
+    clf = LLMRNNClassifier(model=STAND_IN, memory_words=30).fit(X[:2], y[:2])
     before = _snapshot(clf)
     real = make_backend(clf.model_path_, context_tokens=clf.context_tokens)
     _script(monkeypatch, FailingBackend(real, fail_at))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -125,10 +124,9 @@ def backtest(
         ``table`` (DataFrame, one row per forecaster), ``memory`` (final memory of the first
         strategy), ``model``, ``trace`` and ``plot`` (paths; plot is None without matplotlib).
     """
-    from sktime.forecasting.model_evaluation import evaluate
     from sktime.forecasting.naive import NaiveForecaster
-    from sktime.split import ExpandingWindowSplitter
 
+    from .backtesting import backtest_forecaster
     from .forecasting import LLMRNNForecaster, auto_base_forecaster
     from .models import resolve_model
     from .trace import effect_summary, write_trace
@@ -139,8 +137,6 @@ def backtest(
             f"The series has {len(y)} points: too few for {steps} steps of horizon {horizon}; "
             "lower --steps."
         )
-    fh = list(range(1, horizon + 1))
-    cv = ExpandingWindowSplitter(initial_window=len(y) - steps - horizon + 1, fh=fh)
     task = f"Predict the next value of this series: {description}." if description else None
     llm = {"model": model, "window": window, "fit_steps": fit_steps, "task_description": task}
     base_forecaster = _base(base, sp, y)
@@ -159,29 +155,17 @@ def backtest(
         candidates[f"naive seasonal (sp={sp})"] = NaiveForecaster(strategy="last", sp=sp)
     rows, traces, errors = [], {}, {}
     for name, forecaster in candidates.items():
-        start = time.perf_counter()
-        # LLM forecasters learn online; statistical ones are refitted at every origin (sktime's
-        # ThetaForecaster.update does not give the forecast a refit gives)
-        online = isinstance(forecaster, LLMRNNForecaster)
-        result = evaluate(
-            forecaster,
-            cv,
-            y,
-            strategy="update" if online else "refit",
-            scoring=_metrics(),
-            return_model=True,
-            error_score="raise",
-        )
-        seconds = time.perf_counter() - start
+        run = backtest_forecaster(forecaster, y, steps=steps, horizon=horizon, scoring=_metrics())
+        result = run.scores
         errors[name] = result["test_MeanAbsoluteError"].to_numpy(dtype=float)
         row = {
             "forecaster": name,
             "MAE": result["test_MeanAbsoluteError"].mean(),
             "MASE": result["test_MeanAbsoluteScaledError"].mean(),
             "sMAPE": result["test_MeanAbsolutePercentageError"].mean(),
-            "seconds": seconds,
+            "seconds": run.seconds,
         }
-        fitted = result["fitted_forecaster"].iloc[-1]
+        fitted = run.fitted
         if isinstance(fitted, LLMRNNForecaster):
             trace = fitted.get_trace()
             traces[name] = (fitted, trace)
@@ -236,15 +220,15 @@ def _curve(errors: dict[str, np.ndarray], blocks: int) -> pd.DataFrame:
 def _base(kind: str, sp: int, y: pd.Series):
     """The ``base_forecaster`` named ``kind`` for a series ``y`` of season length ``sp``."""
     from sktime.forecasting.naive import NaiveForecaster
-    from sktime.forecasting.theta import ThetaForecaster
+
+    from .forecasting import theta_forecaster
 
     if kind in ("auto", "none"):
         return None if kind == "none" else "auto"
     if kind == "seasonal":
         return NaiveForecaster(strategy="last", sp=sp)
     if kind == "theta":
-        # Theta deseasonalizes multiplicatively: only for positive series with a season
-        return ThetaForecaster(sp=sp, deseasonalize=sp > 1 and bool((y > 0).all()))
+        return theta_forecaster(y, sp)
     raise ValueError(f"Unknown base {kind!r}: choose auto, none, theta or seasonal.")
 
 
@@ -288,7 +272,7 @@ def _verdict(table: pd.DataFrame, effect: dict | None) -> str:
     names = list(table.index)
     rnn = next((n for n in names if n.endswith(" rnn")), None)
     zero = next((n for n in names if n.endswith(" zero_shot")), None)
-    if rnn is None or zero is None or effect is None:
+    if rnn is None or zero is None or effect is None or not effect["steps"]:
         return ""
     mae_rnn, mae_zero = table.loc[rnn, "MAE"], table.loc[zero, "MAE"]
     alone = [n for n in names if n.endswith(" alone")]
@@ -311,7 +295,9 @@ def _print_demo(result: dict[str, object]) -> None:
             print("\nlearning curve: mean absolute error over blocks of the backtest's steps")
             print(curve.round(3).to_string())
     effect = result.get("effect")
-    if effect:
+    if effect and not effect["steps"]:
+        print("\nwhat the memory changed: too few steps to tell (it needs more than five)")
+    elif effect:
         print(
             f"\nwhat the memory changed (rnn, {effect['steps']} steps after the first five): the "
             f"answer differed from the one with the initial memory at {effect['changed']:.0%} "

@@ -13,12 +13,13 @@ from sktime.forecasting.base import BaseForecaster
 from ._atomic import atomic
 from ._params import backend_for, backend_on, check_params, loop_config
 from ._progress import progress_bar
+from .context import check_calendar, check_exog, step_context
 from .memory import initial_memory
 from .recurrence import Recurrence, Replay, State
-from .tasks import Anchored, ForecastTask
+from .tasks import ForecastTask, Observation
 from .trace import effect_frame, trace_frame
 
-__all__ = ["LLMRNNForecaster", "auto_base_forecaster", "season_length"]
+__all__ = ["LLMRNNForecaster", "auto_base_forecaster", "season_length", "theta_forecaster"]
 
 logger = logging.getLogger("llmrnn")
 
@@ -49,13 +50,42 @@ def season_length(index: pd.Index) -> int:
     return 1
 
 
+def theta_forecaster(history: pd.Series, sp: int) -> BaseForecaster:
+    """Theta (SES with drift) with season length ``sp``, set up soundly for ``history``.
+
+    The one place of the rule: deseasonalized only when ``sp > 1`` and the history holds two
+    whole seasons of positive values (Theta's deseasonalizing is multiplicative); the last value
+    while fewer than 3 points are known (Theta cannot fit fewer).
+
+    Parameters
+    ----------
+    history : pandas.Series
+        The points known before the forecast.
+    sp : int
+        The season length (1: none).
+
+    Returns
+    -------
+    sktime forecaster
+        An unfitted forecaster.
+    """
+    from sktime.forecasting.naive import NaiveForecaster
+    from sktime.forecasting.theta import ThetaForecaster
+
+    seasonal = sp > 1 and len(history) >= 2 * sp and bool((history > 0).all())
+    with warnings.catch_warnings():  # sktime's notice of a future default, per construction
+        warnings.filterwarnings("ignore", message="The default of config ``remember")
+        if len(history) < 3:
+            return NaiveForecaster(strategy="last")
+        return ThetaForecaster(sp=sp if seasonal else 1, deseasonalize=seasonal)
+
+
 def auto_base_forecaster(history: pd.Series) -> BaseForecaster:
     """The base forecaster that ``base_forecaster="auto"`` corrects, chosen for ``history``.
 
-    Theta (SES with drift) with the season length of the index (``season_length``),
-    deseasonalized only when the history holds two whole seasons of positive values; the last
-    value while fewer than 3 points are known. Theta was the base that won the quick benchmark
-    (``benchmarks/results``): see ``docs/decisions.md``.
+    :func:`theta_forecaster` with the season length of the index (:func:`season_length`).
+    Theta was the base that won the quick benchmark (``benchmarks/results``): see
+    ``docs/decisions.md``.
 
     Parameters
     ----------
@@ -67,16 +97,7 @@ def auto_base_forecaster(history: pd.Series) -> BaseForecaster:
     sktime forecaster
         An unfitted forecaster.
     """
-    from sktime.forecasting.naive import NaiveForecaster
-    from sktime.forecasting.theta import ThetaForecaster
-
-    sp = season_length(history.index)
-    seasonal = sp > 1 and len(history) >= 2 * sp and bool((history > 0).all())
-    with warnings.catch_warnings():  # sktime's notice of a future default, per construction
-        warnings.filterwarnings("ignore", message="The default of config ``remember")
-        if len(history) < 3:
-            return NaiveForecaster(strategy="last")
-        return ThetaForecaster(sp=sp if seasonal else 1, deseasonalize=seasonal)
+    return theta_forecaster(history, season_length(history.index))
 
 
 class LLMRNNForecaster(BaseForecaster):
@@ -153,6 +174,13 @@ class LLMRNNForecaster(BaseForecaster):
         its corrections have come true often enough, up to 1 when they keep doing so, so a
         model that does not help falls back to the base. A number in [0, 1] fixes it; 1.0 takes
         the model's corrections as they are (the paper's loop, still bounded).
+    calendar : None, True, str or pandas holiday calendar, default=None
+        Calendar facts of the times being forecast, shown to the model with each step: True
+        gives the date (weekday and date for daily or finer data; the month, quarter or year
+        for coarser periods); a country code of the ``holidays`` package (e.g. "US"; ``pip
+        install holidays``) or a pandas holiday calendar (e.g.
+        ``pandas.tseries.holiday.USFederalHolidayCalendar()``) adds the public holidays on the
+        day or within the period, so the memory can learn their effect.
 
     Attributes
     ----------
@@ -170,9 +198,18 @@ class LLMRNNForecaster(BaseForecaster):
 
     Notes
     -----
-    Exogenous ``X`` is not used (tag ``capability:exogenous`` is False): sktime drops it.
-    Each recurrent step costs three model calls (predict, reflect, rewrite) that continue one
-    conversation, so only new tokens are evaluated; ``get_trace()`` shows the counts.
+    Exogenous ``X`` (a DataFrame) is shown to the model at every step: each column's values
+    over the window and at the times being forecast, numbers at a power-of-ten scale chosen in
+    ``fit``, text and categories as short escaped text (cut at 200 characters, "[cut]"; a text
+    column shows only its latest value of the window). NaN in ``X`` is refused by sktime with a
+    clear error (impute first); a time ``X`` has no row for (e.g. ``X`` covering only part of
+    the horizon in ``predict``) is shown as "missing". Once fitted with ``X``, ``predict`` and
+    ``update`` need ``X`` with the same columns (a clear error says so); a base forecaster
+    that takes exogenous data gets it too.
+    Each recurrent step costs five model calls with "rnn" (predict; reflect; the memory's three
+    sections, which continue one prompt); ``get_trace()`` shows the tokens evaluated, reused
+    from llama.cpp's KV cache and generated. ``memory_effect()`` tells whether the memory
+    changed the answers, and for the better.
 
     References
     ----------
@@ -199,7 +236,7 @@ class LLMRNNForecaster(BaseForecaster):
         "y_inner_mtype": "pd.Series",
         "X_inner_mtype": "pd.DataFrame",
         "capability:multivariate": False,  # sktime broadcasts columns: one memory per series
-        "capability:exogenous": False,  # X is not rendered into the prompt
+        "capability:exogenous": True,  # X's values are rendered into each step's prompt
         "capability:missing_values": False,
         "capability:insample": False,  # the recurrence only predicts ahead of its cutoff
         "capability:pred_int": True,  # from n_samples seeded samples
@@ -241,6 +278,7 @@ class LLMRNNForecaster(BaseForecaster):
         answer: str = "change",
         base_forecaster: BaseForecaster | str | None = "auto",
         correction_weight: float | str = "learned",
+        calendar: bool | str | Any = None,
     ) -> None:
         self.model = model
         self.strategy = strategy
@@ -260,6 +298,7 @@ class LLMRNNForecaster(BaseForecaster):
         self.answer = answer
         self.base_forecaster = base_forecaster
         self.correction_weight = correction_weight
+        self.calendar = calendar
         super().__init__()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -270,24 +309,55 @@ class LLMRNNForecaster(BaseForecaster):
     def _window_before(self, y: pd.Series, position: int) -> np.ndarray:
         return y.to_numpy(dtype=float)[max(0, position - self.window) : position]
 
-    def _observation(self, y: pd.Series, position: int, horizon: int) -> Any:
-        """What the model sees before ``y[position]``: the window, and any base forecasts."""
+    def _observation(
+        self, y: pd.Series, position: int, horizon: int, X: pd.DataFrame | None = None
+    ) -> Any:
+        """What the model sees before ``y[position]``: the window, any base forecasts, and any
+        context (exogenous values and calendar facts of the window and the times forecast).
+
+        ``X`` holds the exogenous rows known so far (``fit`` and ``update`` data, and for
+        ``predict`` the rows of the horizon); the times forecast are the ``horizon`` times after
+        ``y.index[position - 1]``.
+        """
         window = self._window_before(y, position)
+        future = self._times_after(y, position, horizon)
+        past = y.index[position - len(window) : position]
+        context = step_context(X, past, future, self.calendar)
         if self.base_forecaster is None:
-            return window
-        history = y.iloc[:position]
+            return window if context is None else Observation(window, None, "", context)
+        values, name = self._base_forecasts(y.iloc[:position], horizon, X, future)
+        return Observation(window, values, name, context)
+
+    def _times_after(self, y: pd.Series, position: int, horizon: int) -> pd.Index:
+        """The ``horizon`` times after ``y.index[position - 1]`` (inside ``y`` or beyond)."""
+        if position + horizon <= len(y):
+            return y.index[position : position + horizon]
+        from sktime.forecasting.base import ForecastingHorizon
+
+        fh = ForecastingHorizon(list(range(1, horizon + 1)), is_relative=True, freq=self._freq)
+        return fh.to_absolute_index(y.index[position - 1 : position])
+
+    def _base_forecasts(
+        self, history: pd.Series, horizon: int, X: pd.DataFrame | None, future: pd.Index
+    ) -> tuple[np.ndarray, str]:
+        """The base forecaster, refitted on ``history``, forecasting ``horizon`` steps."""
         if isinstance(self.base_forecaster, str):  # "auto", checked in fit
             chosen = auto_base_forecaster(history)
         else:
             chosen = self.base_forecaster
         name = type(chosen).__name__
+        exog = {}
+        if X is not None and chosen.get_tag("capability:exogenous", False):
+            exog = {"X": X.reindex(history.index)}
         try:
             # sktime's notice of a future default, raised by every forecaster constructed (the
             # clone, and those Theta builds inside fit): about sktime, nothing for the user to do
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The default of config ``remember")
-                base = chosen.clone()
-                values = base.fit(history, fh=list(range(1, horizon + 1))).predict()
+                base = chosen.clone().fit(history, fh=list(range(1, horizon + 1)), **exog)
+                if exog:
+                    exog = {"X": X.reindex(future)}
+                values = base.predict(**exog)
             values = values.to_numpy(dtype=float).ravel()
         except Exception as exc:
             raise ValueError(
@@ -300,15 +370,23 @@ class LLMRNNForecaster(BaseForecaster):
                 f"base_forecaster {name} returned {values!r} from {len(history)} points, not "
                 f"{horizon} finite number(s): check that it suits this series."
             )
-        return Anchored(window, values, name)
+        return values, name
 
-    def _run(self, loop: Recurrence, state: State, y: pd.Series, positions: range, what: str):
+    def _run(
+        self,
+        loop: Recurrence,
+        state: State,
+        y: pd.Series,
+        X: pd.DataFrame | None,
+        positions: range,
+        what: str,
+    ):
         """Run steps at ``positions`` of ``y``; return the new state and replays (uncommitted)."""
         replays: list[Replay] = []
         values = y.to_numpy(dtype=float)
         with progress_bar(len(positions), self.progress, what) as bar:
             for t in positions:
-                observation, truth = self._observation(y, t, 1), np.array([values[t]])
+                observation, truth = self._observation(y, t, 1, X), np.array([values[t]])
                 before = state
                 state, record = loop.step(state, observation, truth, index=y.index[t])
                 replays.append(Replay(before, observation, truth, record))
@@ -366,6 +444,9 @@ class LLMRNNForecaster(BaseForecaster):
                 f"y has {len(y)} value(s): LLMRNNForecaster needs at least 2 to show the model "
                 "a past value and score a prediction."
             )
+        check_calendar(self.calendar)
+        self._freq = getattr(y.index, "freq", None)
+        self._exog_columns = None if X is None else tuple(str(c) for c in X.columns)
         path, backend = backend_for(self)
         self.model_path_ = path
         self._task = ForecastTask.from_series(
@@ -374,6 +455,7 @@ class LLMRNNForecaster(BaseForecaster):
             description=self.task_description,
             based=self.base_forecaster is not None,
             weight=None if self.correction_weight == "learned" else float(self.correction_weight),
+            X=X,
         )
         self.scale_ = self._task.scale
         loop = Recurrence(backend, self._task, loop_config(self))
@@ -381,18 +463,31 @@ class LLMRNNForecaster(BaseForecaster):
         state = State(memory=initial_memory(self.initial_memory))
         self._initial = state
         self._replays: list[Replay] = []
-        state, replays = self._run(loop, state, y, range(start, len(y)), "fit")
+        state, replays = self._run(loop, state, y, X, range(start, len(y)), "fit")
         self._commit(state, replays)
         self._series = y.copy()  # every point seen so far: the context of the next step
+        self._exog = None if X is None else X.copy()  # and its exogenous rows, if any
         return self
 
     def _horizons(self, fh) -> np.ndarray:
         return fh.to_relative(self.cutoff).to_numpy().astype(int)
 
-    def _predict(self, fh, X: pd.DataFrame | None = None) -> pd.Series:
+    def _exog_with(self, X: pd.DataFrame | None, where: str) -> pd.DataFrame | None:
+        """The exogenous rows known so far, with ``X``'s newer rows added (not stored)."""
+        check_exog(X, self._exog_columns, where)
+        if self._exog_columns is None:
+            return None
+        newer = X[~X.index.isin(self._exog.index)]
+        return pd.concat([self._exog, newer]) if len(newer) else self._exog
+
+    def _predict_observation(self, fh, X: pd.DataFrame | None, where: str) -> tuple:
         steps = self._horizons(fh)
         horizon = int(steps.max())
-        observation = self._observation(self._series, len(self._series), horizon)
+        exog = self._exog_with(X, where)
+        return steps, horizon, self._observation(self._series, len(self._series), horizon, exog)
+
+    def _predict(self, fh, X: pd.DataFrame | None = None) -> pd.Series:
+        steps, horizon, observation = self._predict_observation(fh, X, "predict")
         prediction, fault = self._loop().predict(self._loop_state, observation, horizon)
         if fault:
             logger.warning("predict: %s", fault)
@@ -400,9 +495,7 @@ class LLMRNNForecaster(BaseForecaster):
         return pd.Series(np.asarray(prediction)[steps - 1], index=index, name=self._series.name)
 
     def _predict_quantiles(self, fh, X: pd.DataFrame | None, alpha: list[float]) -> pd.DataFrame:
-        steps = self._horizons(fh)
-        horizon = int(steps.max())
-        observation = self._observation(self._series, len(self._series), horizon)
+        steps, horizon, observation = self._predict_observation(fh, X, "predict_quantiles")
         samples = self._loop().sample(self._loop_state, observation, horizon, self.n_samples)
         # The model's sampled answers, each plus every past one-step error of the forecast
         # (widened by sqrt(h) at h steps ahead): a guard that trusts the model little gives
@@ -427,8 +520,8 @@ class LLMRNNForecaster(BaseForecaster):
         ----------
         y : pd.Series
             New observations (may overlap the ones already seen).
-        X : ignored
-            Exogenous data is not used.
+        X : pd.DataFrame, optional
+            Exogenous rows of the new points; required when ``fit`` had ``X``.
         update_params : bool, default=True
             True: predict, reflect and rewrite the memory on each new point. False: only extend
             the context (the memory does not change).
@@ -449,8 +542,8 @@ class LLMRNNForecaster(BaseForecaster):
         ----------
         y : pd.Series or pd.DataFrame
             The series (a DataFrame is broadcast: one forecaster per column).
-        X : ignored
-            Exogenous data is not used.
+        X : pd.DataFrame, optional
+            Exogenous data, one row per time of ``y`` (shown to the model at every step).
         fh : ForecastingHorizon, list or int, optional
             The horizon, if known now.
 
@@ -470,11 +563,22 @@ class LLMRNNForecaster(BaseForecaster):
                 "observations (points already seen are skipped, older ones cannot be inserted)."
             )
         full = pd.concat([seen, new])
+        exog = self._exog_with(X, "update")
+        if exog is not None:
+            missing = new.index[~new.index.isin(exog.index)]
+            if len(missing):
+                raise ValueError(
+                    f"X given to update has no rows for {list(missing)}: pass X for every new "
+                    "point of y (the model is shown the exogenous values of each step)."
+                )
         if update_params:
             positions = range(len(seen), len(full))
-            state, replays = self._run(self._loop(), self._loop_state, full, positions, "update")
+            state, replays = self._run(
+                self._loop(), self._loop_state, full, exog, positions, "update"
+            )
             self._commit(state, replays)
         self._series = full
+        self._exog = exog
         return self
 
     # -- what it learned -------------------------------------------------------------------
@@ -536,15 +640,16 @@ class LLMRNNForecaster(BaseForecaster):
 
         Each set reaches a different code path: the memory rewrite with truth feedback and the
         default automatic base; the append-only history with judged feedback and value answers
-        and no base; and the zero-shot baseline with a bounded number of fit steps, correcting a
-        given base forecaster.
+        and no base; and the zero-shot baseline with a bounded number of fit steps and calendar
+        facts, correcting a given base forecaster. sktime's scenarios with exogenous ``X`` run
+        on every set (tag ``capability:exogenous``).
         """
         from sktime.forecasting.naive import NaiveForecaster
 
         from .models import STAND_IN
 
         return [
-            {"model": STAND_IN, "window": 6, "memory_words": 30, "n_samples": 5},
+            {"model": STAND_IN, "window": 6, "memory_words": 30, "n_samples": 5, "fit_steps": 5},
             {
                 "model": STAND_IN,
                 "strategy": "full_history",
@@ -558,6 +663,7 @@ class LLMRNNForecaster(BaseForecaster):
                 "model": STAND_IN,
                 "strategy": "zero_shot",
                 "fit_steps": 3,
+                "calendar": True,
                 "n_samples": 3,
                 "base_forecaster": NaiveForecaster(strategy="mean"),
             },

@@ -1,16 +1,20 @@
 """Every text the model reads, in one place.
 
-Layout (why): llama.cpp reuses the longest common token prefix with the previous call, so each
-prompt runs from what changes least to what changes most:
+Layout (why): llama.cpp reuses the longest common token prefix with the previous call (on
+32-token block boundaries), so the prediction prompt runs from what changes least to what
+changes most:
 
 1. ``SYSTEM`` instructions and the task description (never change in a run: evaluated once);
-2. the strategy's state: the memory (rnn, rewritten each step), or the append-only past steps
-   (full_history) or feedback notes (memprompt), whose old part stays cached;
-3. the observation and the question (new every step).
+2. the baselines' append-only past steps (full_history) or feedback notes (memprompt), whose
+   old part stays cached;
+3. the observation, then (rnn) the memory, then the question (new every step). The memory sits
+   right before the question: small models follow what they read last.
 
-The three calls of a step continue one conversation (predict, then reflect, then rewrite), so the
-reflect and rewrite calls only evaluate their own few new tokens. User data is always inside
-``<data>`` tags and escaped (see :func:`escape`), so it cannot close a tag or pose as instructions.
+The reflection and the rewrite are a conversation of their own (``REFLECT_SYSTEM``), which
+shows the memory without its Rules line; the rewrite's section calls continue one prompt.
+Why each text reads as it does, with what was measured: ``docs/decisions.md``. User data is
+always inside ``<data>`` tags and escaped (see :func:`escape`), so it cannot close a tag or pose
+as instructions.
 """
 
 from __future__ import annotations
@@ -45,6 +49,20 @@ __all__ = [
     "REFLECT_PRIMER",
     "REWRITE_PRIMERS",
     "TEXT_STOP",
+    "FORECAST_WORDS",
+    "ANSWER_WORDS",
+    "LABEL_WORDS",
+    "OUTCOME",
+    "OUTCOME_VALUE",
+    "OUTCOME_CHANGE",
+    "OUTCOME_LABEL",
+    "FORECAST_FACTS",
+    "LABEL_FACTS",
+    "LABEL_HITS",
+    "CONTEXT_HEADER",
+    "CONTEXT_LINE",
+    "CALENDAR_LINE",
+    "MISSING",
     "escape",
 ]
 
@@ -167,6 +185,94 @@ REWRITE_PRIMERS = {
     "Mistakes": "Mistakes: My recent answers",
     "Rules": "Rules: {rule}",
 }
+
+# -- the tasks' words and sentences (``tasks.py`` fills them in) ------------------------------
+
+#: Words the prompts take from a forecasting task (``ForecastTask.words``).
+FORECAST_WORDS = {
+    "role": "forecaster",
+    "subject": "the series",
+    "Subject": "The series",
+    "aspects": "direction, size of the changes, repeating patterns",
+    "criteria": (
+        "it follows the recent direction; it respects any repeating pattern; its size is like "
+        "the recent changes; it agrees with your memory"
+    ),
+    "truth": "actual value",
+}
+
+#: More forecasting words by what the model answers: a correction of the base forecast, a
+#: change from the last value, or the value itself. "lesson" starts the reflection, "rule" the
+#: memory's Rules line (which then must go on with one signed number).
+ANSWER_WORDS = {
+    "correction": {
+        "correction": "correction",
+        "neutral": "the base forecast",
+        "lesson": "lately the base forecast was",
+        "rule": "Next time, correct the base forecast by about",
+    },
+    "change": {
+        "correction": "change",
+        "neutral": "no change",
+        "lesson": "lately the series changed by",
+        "rule": "Next time, expect a change of about",
+    },
+    "value": {
+        "correction": "change from the last value",
+        "neutral": "the last value",
+        "lesson": "lately the series changed by",
+        "rule": "Next time, expect a change from the last value of about",
+    },
+}
+
+#: Words the prompts take from a classification task (``LabelTask.words``).
+LABEL_WORDS = {
+    "role": "classifier",
+    "subject": "the data",
+    "Subject": "The data",
+    "aspects": "which feature values go with which label, how labels follow each other",
+    "criteria": (
+        "it fits the feature values; it agrees with the labels of similar past rows; it agrees "
+        "with your memory"
+    ),
+    "truth": "true label",
+    "lesson": "the true label",
+    "rule": "Answer",
+}
+
+#: How one step turned out, said to the reflection (truth feedback).
+OUTCOME = "{was}; {said}: {verdict}."
+OUTCOME_VALUE = ("the actual value was {truth}", "you predicted {said}")
+OUTCOME_CHANGE = ("the actual {what} was {truth}", "you predicted a {what} of {said}")
+OUTCOME_LABEL = ("the true label was {truth}", "you predicted {said}")
+
+#: The facts of a forecasting record (``ForecastTask.facts``).
+FORECAST_FACTS = (
+    "- actual {what}s: {actual}\n"
+    "- your {what}s: {yours}\n"
+    "- your {what} beat {neutral} at {helped} of {steps} steps\n"
+    "- the last {lately} actual {what}s averaged {mean}: {neutral} was {side} lately, so the "
+    "{what} to use next is about {mean}"
+)
+
+#: The facts of a classification record (``LabelTask.facts``).
+LABEL_FACTS = (
+    "- recent rows and their true labels: {rows}\n"
+    "- your answers were right at {right} of the last {steps} rows\n"
+    "{hits}"
+    "- true labels of all {count} rows so far: {shares}"
+)
+LABEL_HITS = "- when you answered {hits}\n"
+
+#: The exogenous context of a forecasting step (``ForecastTask.render_observation``): each
+#: column's values over the window (numbers; text columns only their latest value) and at the
+#: times being forecast, then the calendar facts of those times.
+CONTEXT_HEADER = (
+    "Context, each column's recent values oldest first | its values at the times forecast:"
+)
+CONTEXT_LINE = "{column}: {past} | {next}"
+CALENDAR_LINE = "Forecast {h} is for: {facts}"
+MISSING = "missing"
 
 #: Free-text answers stop here: the next section header of a plain (base-model) prompt.
 TEXT_STOP = ("\n###", "\n\n\n")

@@ -2,15 +2,21 @@
 
 One step at time t (arXiv 2601.13352):
 
-1. **predict**: memory h(t-1) + observation x(t) -> prediction y^(t) (grammar-constrained);
-2. **reflect**: compare y^(t) with the truth y(t) (``feedback="truth"``) or, without truth, ask
-   the model to judge its own prediction against stated criteria (``feedback="judge"``) -> e(t);
-3. **rewrite**: h(t-1), x(t), y^(t), e(t) -> h(t), at most ``memory_words`` words.
+1. **predict**: memory h(t-1) + observation x(t) -> answer, through the task's guard ->
+   prediction y^(t) (grammar-constrained);
+2. **reflect**: compare y^(t) with the truth y(t) (``feedback="truth"``), given facts computed
+   from the step record, or, without truth, ask the model to judge its own answer against
+   stated criteria (``feedback="judge"``) -> e(t);
+3. **rewrite**: h(t-1) without its Rules, x(t), y^(t), e(t) -> h(t), one section at a time,
+   validated (``memory.settle_rewrite``), at most ``memory_words`` words.
 
-The three calls continue one conversation, so each call re-evaluates only its own new tokens.
-Baselines (``strategy``): "zero_shot" (phase 1 only, no memory), "full_history" (every past step
-with its outcome appended until the token budget is full, oldest dropped first), "memprompt" (an
-append-only list of short per-step feedback notes under the same budget).
+Reflect and rewrite are one conversation of their own (see ``prompts.REFLECT_SYSTEM``: in the
+prediction's conversation the models copied their old memory); the rewrite's section calls
+continue one prompt, so most of each comes from llama.cpp's KV cache. What each strategy does
+in each phase is the table :data:`PLANS`: "rnn" all three; the baselines "zero_shot" (phase 1
+only, no memory), "full_history" (every past step with its outcome appended until the token
+budget is full, oldest dropped first) and "memprompt" (an append-only list of short per-step
+feedback notes under the same budget).
 
 A step never mutates anything: :meth:`Recurrence.step` returns a new :class:`State` and a
 :class:`~llmrnn.trace.StepRecord`, and the estimator commits both, or neither if a later step

@@ -6,19 +6,22 @@ depend on what is predicted. :class:`ForecastTask` predicts the next value(s) of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from . import guard, prompts
 from .encoding import NumberFormat, ParseError, choose_scale
 from .grammar import rule_number_grammar
 
-__all__ = ["Anchored", "Task", "ForecastTask", "LabelTask", "FACT_STEPS"]
+__all__ = ["Anchored", "Context", "Observation", "Task", "ForecastTask", "LabelTask", "FACT_STEPS"]
 
 #: Steps of the record shown as facts to the reflect call.
 FACT_STEPS = 8
+#: Characters of an exogenous text value the model is shown; longer text is cut, "[cut]".
+EXOG_TEXT_CHARS = 200
 #: The running bias the facts suggest is the mean of this many newest actual corrections.
 LATELY = 3
 
@@ -120,29 +123,67 @@ class Task(Protocol):
 
 
 @dataclass(frozen=True, eq=False)
-class Anchored:
-    """A forecasting observation with a base forecast to correct.
+class Context:
+    """What else is known around a forecasting step: exogenous columns and calendar facts.
+
+    Parameters
+    ----------
+    columns : tuple of str
+        The exogenous columns' names.
+    past : np.ndarray of shape (len(window), len(columns))
+        Their values at the window's times, oldest first (object array: numbers or text).
+    future : np.ndarray of shape (horizon, len(columns))
+        Their values at the times being forecast (horizons 1, 2, ...).
+    calendar : tuple of str
+        One line of calendar facts per time being forecast ("" when none).
+    """
+
+    columns: tuple[str, ...] = ()
+    past: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=object))
+    future: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=object))
+    calendar: tuple[str, ...] = ()
+
+    def dropped_oldest(self) -> Context:
+        """The context of a window one value shorter."""
+        return replace(self, past=self.past[1:])
+
+
+@dataclass(frozen=True, eq=False)
+class Observation:
+    """A forecasting observation: the window, and what the model is given besides it.
 
     Parameters
     ----------
     window : np.ndarray
         Past values, oldest first (data units).
-    base : np.ndarray
-        The base forecaster's forecasts of the next values (horizons 1, 2, ...).
+    base : np.ndarray or None
+        The base forecaster's forecasts of the next values (horizons 1, 2, ...), if any.
     name : str
         What made ``base`` (shown to the model), e.g. "ThetaForecaster".
+    context : Context or None
+        Exogenous values and calendar facts, if any.
     """
 
     window: np.ndarray
-    base: np.ndarray
-    name: str
+    base: np.ndarray | None = None
+    name: str = ""
+    context: Context | None = None
+
+
+#: An observation with a base forecast to correct (the name the earlier code used).
+Anchored = Observation
 
 
 def _parts(observation: Any) -> tuple[np.ndarray, np.ndarray | None, str]:
-    if isinstance(observation, Anchored):
+    if isinstance(observation, Observation):
         window = np.asarray(observation.window, dtype=float)
-        return window, np.asarray(observation.base, dtype=float), observation.name
+        base = None if observation.base is None else np.asarray(observation.base, dtype=float)
+        return window, base, observation.name
     return np.asarray(observation, dtype=float), None, ""
+
+
+def _context(observation: Any) -> Context | None:
+    return observation.context if isinstance(observation, Observation) else None
 
 
 @dataclass(frozen=True)
@@ -169,6 +210,9 @@ class ForecastTask:
     weight : float or None
         The weight of the model's corrections; None learns it online from the record
         (``guard.weight``).
+    exog_scales : tuple of (float or None)
+        One per exogenous column: the scale its numbers are written at (``choose_scale`` of
+        the column in ``fit``), or None for a text or categorical column.
     """
 
     scale: float = 1.0
@@ -176,43 +220,13 @@ class ForecastTask:
     description: str = "Predict the next value of a time series from its recent values."
     based: bool = False
     weight: float | None = None
+    exog_scales: tuple[float | None, ...] = ()
     choices = None
-    _words = {
-        "role": "forecaster",
-        "subject": "the series",
-        "Subject": "The series",
-        "aspects": "direction, size of the changes, repeating patterns",
-        "criteria": (
-            "it follows the recent direction; it respects any repeating pattern; its size is "
-            "like the recent changes; it agrees with your memory"
-        ),
-        "truth": "actual value",
-    }
 
     @property
     def words(self) -> dict[str, str]:
-        if self.based and self.answer == "change":
-            extra = {
-                "correction": "correction",
-                "neutral": "the base forecast",
-                "lesson": "lately the base forecast was",
-                "rule": "Next time, correct the base forecast by about",
-            }
-        elif self.answer == "change":
-            extra = {
-                "correction": "change",
-                "neutral": "no change",
-                "lesson": "lately the series changed by",
-                "rule": "Next time, expect a change of about",
-            }
-        else:
-            extra = {
-                "correction": "change from the last value",
-                "neutral": "the last value",
-                "lesson": "lately the series changed by",
-                "rule": "Next time, expect a change from the last value of about",
-            }
-        return {**self._words, **extra}
+        kind = "correction" if self.based and self.answer == "change" else self.answer
+        return {**prompts.FORECAST_WORDS, **prompts.ANSWER_WORDS[kind]}
 
     @classmethod
     def from_series(
@@ -223,14 +237,21 @@ class ForecastTask:
         description: str | None = None,
         based: bool = False,
         weight: float | None = None,
+        X: Any = None,
     ) -> ForecastTask:
-        """Choose the scale from the training series ``y`` (its changes, for "change")."""
+        """Choose the scales from the training series ``y`` (its changes, for "change") and
+        from each numeric column of the exogenous ``X`` (a DataFrame), if any."""
         y = np.asarray(y, dtype=float)
         if answer == "change":
             scale = choose_scale(np.diff(y) if y.size > 1 else y, 100.0)
         else:
             scale = choose_scale(y, 1000.0)
-        return cls(scale, answer, description or cls.description, based, weight)
+        exog: list[float | None] = []
+        for column in [] if X is None else X.columns:
+            values = X[column]
+            numeric = values.dtype.kind in "biuf"
+            exog.append(choose_scale(values.to_numpy(dtype=float), 100.0) if numeric else None)
+        return cls(scale, answer, description or cls.description, based, weight, tuple(exog))
 
     @property
     def values(self) -> NumberFormat:
@@ -258,12 +279,51 @@ class ForecastTask:
         if base is not None:
             forecasts = self.values.render_many(base)
             lines.append(f"Base forecast of the next values ({name}): {forecasts}")
+        context = _context(observation)
+        if context is not None:
+            lines += self._render_context(context)
         return "\n".join(lines)
+
+    def _cell(self, value: Any, column: int) -> str:
+        """One exogenous value as text: numbers at the column's scale, text cut to a budget."""
+        scale = self.exog_scales[column] if column < len(self.exog_scales) else None
+        if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+            return prompts.MISSING
+        if scale is not None:
+            try:
+                return NumberFormat(scale, decimals=1, int_digits=4).render(float(value))
+            except (TypeError, ValueError):
+                pass
+        return _cell(value, EXOG_TEXT_CHARS)
+
+    def _render_context(self, context: Context) -> list[str]:
+        """Each exogenous column's values over the window and at the times being forecast,
+        then the calendar facts of those times."""
+        lines = []
+        if context.columns:
+            lines.append(prompts.CONTEXT_HEADER)
+            for j, column in enumerate(context.columns):
+                numeric = j < len(self.exog_scales) and self.exog_scales[j] is not None
+                past = context.past[:, j] if numeric else context.past[-1:, j]
+                before = ", ".join(self._cell(v, j) for v in past)
+                after = ", ".join(self._cell(v, j) for v in context.future[:, j])
+                lines.append(prompts.CONTEXT_LINE.format(column=column, past=before, next=after))
+        for h, facts in enumerate(context.calendar, start=1):
+            if facts:
+                lines.append(prompts.CALENDAR_LINE.format(h=h, facts=facts))
+        return lines
 
     def summary(self, observation: Any) -> str:
         window, base, _ = _parts(observation)
         text = self.values.render_many(window[-12:])
-        return text if base is None else f"{text}; base {self.values.render_many(base[:1])}"
+        if base is not None:
+            text += f"; base {self.values.render_many(base[:1])}"
+        context = _context(observation)
+        if context is not None and context.columns:
+            cells = [f"{c}={self._cell(v, j)}" for j, (c, v) in
+                     enumerate(zip(context.columns, context.future[0]))]  # fmt: skip
+            text += "; next " + ", ".join(cells)
+        return text
 
     def trace_text(self, value: Any) -> str:
         return ", ".join(f"{v:.6g}" for v in np.atleast_1d(np.asarray(value, dtype=float)))
@@ -273,7 +333,7 @@ class ForecastTask:
 
     def question(self, horizon: int, observation: Any = None, follow: bool = False) -> str:
         rules = prompts.FOLLOW["one" if horizon == 1 else "many"] if follow else ""
-        if self.answer == "change" and isinstance(observation, Anchored):
+        if self.answer == "change" and _parts(observation)[1] is not None:
             if horizon == 1:
                 return prompts.QUESTION_CORRECTION.format(follow=rules)
             return prompts.QUESTION_CORRECTIONS.format(horizon=horizon, follow=rules)
@@ -380,18 +440,16 @@ class ForecastTask:
         what = self.words["correction"]
         lately = actual[-LATELY:]
         mean = float(lately.mean())
-        side = "too low" if mean > 0 else "too high" if mean < 0 else "right"
-        helped = int(np.sum(np.abs(actual - yours) < np.abs(actual)))
-        neutral = self.words["neutral"]
-        return "\n".join(
-            [
-                f"- actual {what}s: {fmt.render_many(actual)}",
-                f"- your {what}s: {fmt.render_many(yours)}",
-                f"- your {what} beat {neutral} at {helped} of {len(recent)} steps",
-                f"- the last {lately.size} actual {what}s averaged {fmt.render(mean)}: "
-                f"{neutral} was {side} lately, so the {what} to use next is about "
-                f"{fmt.render(mean)}",
-            ]
+        return prompts.FORECAST_FACTS.format(
+            what=what,
+            actual=fmt.render_many(actual),
+            yours=fmt.render_many(yours),
+            neutral=self.words["neutral"],
+            helped=int(np.sum(np.abs(actual - yours) < np.abs(actual))),
+            steps=len(recent),
+            lately=lately.size,
+            mean=fmt.render(mean),
+            side="too low" if mean > 0 else "too high" if mean < 0 else "right",
         )
 
     def render_prediction(self, prediction: np.ndarray) -> str:
@@ -407,25 +465,30 @@ class ForecastTask:
         said = float(self.corrections(answer, observation)[0])
         actual = float(np.atleast_1d(truth)[0]) - float(self.anchors(observation, 1)[0])
         gap = said - actual
-        side = "too high" if gap > 0 else "too low" if gap < 0 else "exact"
+        verdict = "exact" if gap == 0 else "too high" if gap > 0 else "too low"
+        if gap:
+            verdict += f" by {fmt.render(abs(gap)).lstrip('+')}"
         if self.answer == "value":
-            vals = self.values
-            said_text = f"you predicted {vals.render(np.atleast_1d(answer)[0])}"
-            was = f"the actual value was {vals.render(np.atleast_1d(truth)[0])}"
+            was, say = prompts.OUTCOME_VALUE
+            values = self.values
+            was = was.format(truth=values.render(np.atleast_1d(truth)[0]))
+            say = say.format(said=values.render(np.atleast_1d(answer)[0]))
         else:
-            based = isinstance(observation, Anchored)
+            based = _parts(observation)[1] is not None
             what = "correction of the base forecast" if based else "change"
-            said_text = f"you predicted a {what} of {fmt.render(said)}"
-            was = f"the actual {what} was {fmt.render(actual)}"
-        if side == "exact":
-            return f"{was}; {said_text}: exact."
-        return f"{was}; {said_text}: {side} by {fmt.render(abs(gap)).lstrip('+')}."
+            was, say = prompts.OUTCOME_CHANGE
+            was = was.format(what=what, truth=fmt.render(actual))
+            say = say.format(what=what, said=fmt.render(said))
+        return prompts.OUTCOME.format(was=was, said=say, verdict=verdict)
 
     def shrink(self, observation: Any) -> Any | None:
         window, base, name = _parts(observation)
         if window.size <= 2:
             return None
-        return window[1:] if base is None else Anchored(window[1:], base, name)
+        if not isinstance(observation, Observation):
+            return window[1:]
+        context = observation.context
+        return Observation(window[1:], base, name, context and context.dropped_oldest())
 
 
 def _cell(value: Any, limit: int = 1000) -> str:
@@ -460,19 +523,7 @@ class LabelTask:
     feature_names: tuple[str, ...]
     description: str = "Predict the label of each new row of data from its feature values."
     fallback_label: int = 0
-    words = {
-        "role": "classifier",
-        "subject": "the data",
-        "Subject": "The data",
-        "aspects": "which feature values go with which label, how labels follow each other",
-        "criteria": (
-            "it fits the feature values; it agrees with the labels of similar past rows; it "
-            "agrees with your memory"
-        ),
-        "truth": "true label",
-        "lesson": "the true label",
-        "rule": "Answer",
-    }
+    words = prompts.LABEL_WORDS
 
     @classmethod
     def build(
@@ -551,26 +602,23 @@ class LabelTask:
         if not record:
             return ""
         recent = record[-FACT_STEPS:]
-        right = sum(p == t for p, t, _ in recent)
-        lines = [
-            "- recent rows and their true labels: "
-            + " | ".join(f"{row} -> {self.labels[t]}" for _, t, row in recent[-4:]),
-            f"- your answers were right at {right} of the last {len(recent)} rows",
-        ]
         hits = []
         for k, label in enumerate(self.labels):
             answered = [t for p, t, _ in record if p == k]
             if answered:
                 good = sum(t == k for t in answered)
                 hits.append(f"{label}: right {good} of {len(answered)} times")
-        if hits:
-            lines.append("- when you answered " + "; ".join(hits))
         counts = np.bincount([t for _, t, _ in record], minlength=len(self.labels))
-        shares = ", ".join(
-            f"{label} {100 * c / len(record):.0f}%" for label, c in zip(self.labels, counts)
+        return prompts.LABEL_FACTS.format(
+            rows=" | ".join(f"{row} -> {self.labels[t]}" for _, t, row in recent[-4:]),
+            right=sum(p == t for p, t, _ in recent),
+            steps=len(recent),
+            hits=prompts.LABEL_HITS.format(hits="; ".join(hits)) if hits else "",
+            count=len(record),
+            shares=", ".join(
+                f"{label} {100 * c / len(record):.0f}%" for label, c in zip(self.labels, counts)
+            ),
         )
-        lines.append(f"- true labels of all {len(record)} rows so far: {shares}")
-        return "\n".join(lines)
 
     def render_prediction(self, prediction: int) -> str:
         return self.labels[int(prediction)]
@@ -579,10 +627,11 @@ class LabelTask:
         return float(int(prediction) != int(truth))
 
     def outcome(self, prediction: int, truth: int, observation) -> str:
-        verdict = "correct" if int(prediction) == int(truth) else "wrong"
-        return (
-            f"the true label was {self.labels[int(truth)]}; you predicted "
-            f"{self.labels[int(prediction)]}: {verdict}."
+        was, said = prompts.OUTCOME_LABEL
+        return prompts.OUTCOME.format(
+            was=was.format(truth=self.labels[int(truth)]),
+            said=said.format(said=self.labels[int(prediction)]),
+            verdict="correct" if int(prediction) == int(truth) else "wrong",
         )
 
     def shrink(self, observation) -> None:

@@ -1,0 +1,52 @@
+"""Trace helpers: the error-correction rate, the memory's effect, the learning curve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmrnn.trace import (
+    EFFECT_COLUMNS,
+    effect_frame,
+    effect_summary,
+    error_correction_rate,
+    learning_curve,
+)
+
+
+def test_error_correction_rate_counts_bad_steps_followed_by_good_ones():
+    assert error_correction_rate([1, 0, 1, 1, 0]) == pytest.approx(2 / 3)  # 0/1 errors
+    assert error_correction_rate([5.0, 1.0, 9.0, 2.0], threshold=3.0) == 1.0
+    assert np.isnan(error_correction_rate([0, 0, 0]))  # no bad step to correct
+    assert np.isnan(error_correction_rate([1]))
+
+
+def _effect(changed, error, initial):
+    n = len(changed)
+    rows = [
+        dict(zip(EFFECT_COLUMNS, (i, i, "", "", "", "", "", e, e0, c)))
+        for i, (c, e, e0) in enumerate(zip(changed, error, initial))
+    ]
+    return effect_frame(rows), n
+
+
+def test_effect_summary_skips_the_first_steps_and_counts_better_and_worse():
+    frame, _ = _effect(
+        changed=[True, True, False, True, True, True, False],
+        error=[9.0, 9.0, 1.0, 1.0, 3.0, 2.0, 4.0],
+        initial=[0.0, 0.0, 1.0, 2.0, 1.0, 2.0, 4.0],
+    )
+    summary = effect_summary(frame, after=2)
+    assert summary["steps"] == 5
+    assert summary["changed"] == pytest.approx(3 / 5)
+    assert (summary["better"], summary["worse"]) == (1, 1)  # equal errors count as neither
+    assert summary["error"] == pytest.approx(np.mean([1.0, 1.0, 3.0, 2.0, 4.0]))
+    assert summary["error_initial"] == pytest.approx(np.mean([1.0, 2.0, 1.0, 2.0, 4.0]))
+
+
+def test_learning_curve_averages_blocks_of_steps():
+    trace = pd.DataFrame({"step": range(6), "error": [4.0, 2.0, np.nan, 1.0, 1.0, 0.0]})
+    curve = learning_curve(trace, bins=2)
+    assert list(curve.index) == ["0-3", "4-5"]  # the step without a truth is left out
+    np.testing.assert_allclose(curve.to_numpy(), [7 / 3, 0.5])
