@@ -272,3 +272,20 @@ def test_forecaster_fits_and_predicts_through_a_hub_id(hf_cache, airline, monkey
     restored = pickle.loads(pickle.dumps(forecaster))
     assert restored.model_path_ == forecaster.model_path_
     assert len(restored.predict()) == 1
+
+
+def test_the_stand_in_is_an_object_for_the_tests_not_a_name():
+    import copy
+    import pickle
+
+    from sklearn.base import clone
+
+    from llmrnn import LLMRNNForecaster
+    from llmrnn.models import STAND_IN, UnknownModelError, resolve_model
+
+    assert resolve_model(STAND_IN) is STAND_IN
+    with pytest.raises(UnknownModelError):
+        resolve_model("llmrnn-stand-in")  # a user cannot pick it by typing a name
+    # it stays itself through what scikit-learn and sktime do to parameter values
+    assert copy.deepcopy(STAND_IN) is STAND_IN and pickle.loads(pickle.dumps(STAND_IN)) is STAND_IN
+    assert clone(LLMRNNForecaster(model=STAND_IN)).model is STAND_IN

@@ -40,7 +40,11 @@ def check_params(est: Any, extra: dict[str, tuple[int, bool]] | None = None) -> 
     ValueError
         Naming the parameter, what it expects and the value it got.
     """
-    if est.model is not None and not isinstance(est.model, (str, os.PathLike)):
+    if (
+        est.model is not None
+        and est.model is not STAND_IN
+        and not isinstance(est.model, (str, os.PathLike))
+    ):
         _fail(
             "model",
             "None, a path to a .gguf file, a registered or catalogue name (`llmrnn models`) or "
@@ -95,7 +99,7 @@ def backend_on(est: Any, path: str) -> Backend:
     the file ``fit`` resolved, never a new resolution of ``model`` (a Hugging Face id is not
     looked up again, a changed ``LLMRNN_MODELS`` does not swap the file). A file that is gone
     since (an unpickled estimator on another machine) raises ``ModelFileError``."""
-    if path != STAND_IN:
+    if path is not STAND_IN:
         check_gguf(path)
     return make_backend(
         path,

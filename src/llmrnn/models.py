@@ -21,6 +21,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .hub import HubModelError, cached_model, parse_hub_id, resolve_hub_model
 
@@ -41,10 +42,40 @@ __all__ = [
 #: Name of the embedded default model.
 DEFAULT_MODEL = "smollm2-135m"
 
-#: Name of the deterministic stand-in backend. It runs the real prompt, parsing and memory code
-#: but no language model; it exists only to make the sktime and scikit-learn conformance suites
-#: affordable (hundreds of fits). Never use it to judge accuracy.
-STAND_IN = "llmrnn-stand-in"
+
+class _StandIn:
+    """The marker of the deterministic stand-in backend (:data:`STAND_IN`).
+
+    Not a name: a user cannot reach the stand-in by typing a string as ``model``. It stays the
+    same object through ``clone``, ``copy``, ``deepcopy`` and pickling, as scikit-learn's and
+    sktime's checks require of a parameter value.
+    """
+
+    _instance: _StandIn | None = None
+
+    def __new__(cls) -> _StandIn:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "llmrnn.models.STAND_IN"
+
+    def __reduce__(self) -> str:
+        return "STAND_IN"  # pickled by reference to this module's object
+
+    def __copy__(self) -> _StandIn:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _StandIn:
+        return self
+
+
+#: The deterministic stand-in backend, for the tests only: pass this object as ``model``. It runs
+#: the real prompt, parsing and memory code but no language model; it exists only to make the
+#: sktime and scikit-learn conformance suites affordable (hundreds of fits). Never use it to
+#: judge accuracy.
+STAND_IN: Any = _StandIn()
 
 _GGUF_MAGIC = b"GGUF"
 _ENV_VAR = "LLMRNN_MODELS"
@@ -345,8 +376,9 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     Returns
     -------
     str
-        An absolute path to a checked GGUF file, or :data:`STAND_IN`. For a Hugging Face model,
-        the file in the Hugging Face cache (the first shard of a split model).
+        An absolute path to a checked GGUF file (:data:`STAND_IN` itself, given it). For a
+        Hugging Face model, the file in the Hugging Face cache (the first shard of a split
+        model).
 
     Raises
     ------
@@ -358,11 +390,11 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     UnknownModelError
         If ``model`` is a name that nobody registered and neither a path nor an id.
     """
+    if model is STAND_IN:
+        return STAND_IN
     if model is None:
         model = DEFAULT_MODEL
     name = os.fspath(model)
-    if name == STAND_IN:
-        return STAND_IN
     for info in _embedded() + _registered():
         if info.name == name:
             if not info.path:

@@ -49,6 +49,7 @@ __all__ = [
     "REFLECT_PRIMER",
     "REWRITE_PRIMERS",
     "TEXT_STOP",
+    "PLAIN_HEADERS",
     "FORECAST_WORDS",
     "ANSWER_WORDS",
     "LABEL_WORDS",
@@ -274,8 +275,13 @@ CONTEXT_LINE = "{column}: {past} | {next}"
 CALENDAR_LINE = "Forecast {h} is for: {facts}"
 MISSING = "missing"
 
-#: Free-text answers stop here: the next section header of a plain (base-model) prompt.
-TEXT_STOP = ("\n###", "\n\n\n")
+#: Turn headers of a conversation rendered as plain text, for base models that have no chat
+#: template (``backends.base.render_plain``).
+PLAIN_HEADERS = {"system": "### Instructions", "user": "### Input", "assistant": "### Answer"}
+
+#: Free-text answers stop here: the start of the next header of ``PLAIN_HEADERS``, or a run of
+#: blank lines.
+TEXT_STOP = ("\n" + PLAIN_HEADERS["user"].split()[0], "\n\n\n")
 
 #: Memory at the start of a run when the user gives no ``initial_memory``.
 DEFAULT_MEMORY = "\n".join(f"{name}: {EMPTY_SECTION}" for name in MEMORY_SECTIONS)

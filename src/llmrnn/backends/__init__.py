@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..models import STAND_IN
 from .base import Backend, BackendError, Completion, Message
 
@@ -9,14 +11,14 @@ __all__ = ["Backend", "BackendError", "Completion", "Message", "make_backend"]
 
 
 def make_backend(
-    model_path: str,
+    model_path: Any,
     *,
     context_tokens: int,
     n_threads: int | None = None,
     n_gpu_layers: int | str = "auto",
 ) -> Backend:
     """A backend for a resolved model path (see :func:`llmrnn.models.resolve_model`)."""
-    if model_path == STAND_IN:
+    if model_path is STAND_IN:
         from .stand_in import StandInBackend
 
         return StandInBackend(n_ctx=context_tokens)

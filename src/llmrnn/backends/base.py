@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ..prompts import PLAIN_HEADERS
+
 __all__ = ["Message", "Completion", "Backend", "BackendError", "log_softmax", "render_plain"]
 
 
@@ -125,6 +127,6 @@ def render_plain(messages: Sequence[Message]) -> str:
     str
         The prompt.
     """
-    headers = {"system": "### Instructions", "user": "### Input", "assistant": "### Answer"}
+    headers = PLAIN_HEADERS
     parts = [f"{headers.get(m.role, '### ' + m.role)}\n{m.content.strip()}\n\n" for m in messages]
     return "".join(parts) + headers["assistant"] + "\n"
