@@ -103,6 +103,7 @@ def run_one(model: str, name: str, strategy: str, origins: int, fit_steps: int, 
     forecaster.update(y.iloc[-origins:])
     seconds = time.perf_counter() - start
     trace = forecaster.get_trace()
+    track = forecaster._tracks[None]  # the one series' recurrence: its record and steps
     test = trace.iloc[-origins:]
     truth = y.iloc[-origins:].to_numpy(dtype=float)
     predicted = np.array([float(p.split(",")[0]) for p in test["prediction"]])
@@ -129,10 +130,9 @@ def run_one(model: str, name: str, strategy: str, origins: int, fit_steps: int, 
         # (the model's bounded correction, the actual correction) per step, and each step's
         # bound: the model's answers do not depend on the guard's weight, so these replay the
         # guard exactly under other settings (see `replay`)
-        "record": [list(item) for item in forecaster._loop_state.record],
+        "record": [list(item) for item in track.state.record],
         "limits": [
-            float(forecaster._task.limits(r.observation, 1, r.state.record)[0])
-            for r in forecaster._replays
+            float(track.task.limits(r.observation, 1, r.state.record)[0]) for r in track.replays
         ],
         "memory": forecaster.memory_ if strategy == "rnn" else "",
         "memories": trace["memory"].tolist() if strategy == "rnn" else [],
@@ -141,6 +141,7 @@ def run_one(model: str, name: str, strategy: str, origins: int, fit_steps: int, 
         effect = forecaster.memory_effect()
         result["effect"] = effect_summary(effect, after=5)
         columns = ["step", "changed", "error", "error_initial", "answer", "answer_initial"]
+        columns += ["error_answer", "error_answer_initial"]
         result["effect_rows"] = effect[columns].to_dict("list")
         # the same on the test points alone (every one comes after the fit steps)
         test_effect = effect.iloc[-origins:]
@@ -323,6 +324,33 @@ def replay(run: dict, weigh=None) -> dict:
     return {"errors": errors, "weights": weights, "mae": float(np.mean(test))}
 
 
+def answer_effect(run: dict, after: int = 5) -> dict:
+    """The memory's effect on the answers at full weight (before the guard's learned weight).
+
+    Runs recorded before ``memory_effect`` had the columns are computed from what they kept:
+    each step's bound (``limits``), the actual correction (``record``) and both answers.
+    """
+    rows = run["effect_rows"]
+    if "error_answer" in rows:
+        said, said0 = np.array(rows["error_answer"]), np.array(rows["error_answer_initial"])
+    else:
+        limits = np.array(run["limits"])
+        actual = np.array([a for _, a in run["record"]])
+        answer = np.array([float(a.split(",")[0]) for a in rows["answer"]])
+        answer0 = np.array([float(a.split(",")[0]) for a in rows["answer_initial"]])
+        said = np.abs(np.clip(answer, -limits, limits) - actual)
+        said0 = np.abs(np.clip(answer0, -limits, limits) - actual)
+    keep = slice(after, None)
+    changed = np.array(rows["changed"], dtype=bool)[keep]
+    diff = said[keep] - said0[keep]
+    return {
+        "error_answer": float(said[keep].mean()),
+        "error_answer_initial": float(said0[keep].mean()),
+        "better_answers": int((changed & (diff < 0)).sum()),
+        "worse_answers": int((changed & (diff > 0)).sum()),
+    }
+
+
 def load_runs(tag: str = "") -> pd.DataFrame:
     """Every cached run (with the given tag) as one row per (model, series, strategy)."""
     rows = []
@@ -378,11 +406,25 @@ def goals(runs: pd.DataFrame, model: str) -> list[tuple[str, str, bool]]:
         changed = np.mean([r["changed"] for r in rnn["effect"]])
         better = sum(r["better"] for r in rnn["effect"])
         worse = sum(r["worse"] for r in rnn["effect"])
+        said = [answer_effect(r) for _, r in rnn.iterrows()]
+        better_said = sum(a["better_answers"] for a in said)
+        worse_said = sum(a["worse_answers"] for a in said)
         out.append(
             ("memory changes >= 1/3 of answers after step 5", f"{changed:.2f}", changed >= 1 / 3)
         )
         out.append(
-            ("changed answers better more often than worse", f"{better} vs {worse}", better > worse)
+            (
+                "changed answers better more often than worse (answers at full weight)",
+                f"{better_said} vs {worse_said}",
+                better_said > worse_said,
+            )
+        )
+        out.append(
+            (
+                "the same, as forecasts (after the guard's weight)",
+                f"{better} vs {worse}",
+                better > worse,
+            )
         )
     return out
 
@@ -425,6 +467,31 @@ def learning_curves(runs: pd.DataFrame, path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def speed_section() -> list[str]:
+    """Seconds per step measured alone (``learning.py speed``), model by model."""
+    path = OUT / "speed.json"
+    if not path.exists():
+        return []
+    frame = pd.DataFrame(json.loads(path.read_text()))
+    frame["model"] = frame["model"].map(lambda m: LABELS.get(m, m))
+    table = frame.pivot_table(index="model", columns="strategy", values="seconds_per_step")
+    tokens = frame[frame["strategy"] == "rnn"].set_index("model")[
+        ["calls", "evaluated", "cached", "generated"]
+    ]
+    return [
+        "## Seconds per step, measured alone",
+        "",
+        "`python benchmarks/learning.py speed` on a quiet machine (the suite's own seconds are "
+        "inflated by anything else running): airline, window 12, the default base; calls and "
+        "tokens per rnn step after it.",
+        "",
+        table.round(2).to_markdown(),
+        "",
+        tokens.round(0).to_markdown(),
+        "",
+    ]
 
 
 def context_section() -> list[str]:
@@ -534,21 +601,28 @@ def cmd_report(args: argparse.Namespace) -> None:
         if not rnn.empty:
             rows = []
             for _, r in rnn.iterrows():
-                e = r["effect"]
+                e, a = r["effect"], answer_effect(r)
                 rows.append(
                     {
                         "series": r["series"],
                         "changed": e["changed"],
-                        "better": e["better"],
-                        "worse": e["worse"],
-                        "MAE with memory": e["error"],
-                        "MAE, initial memory": e["error_initial"],
+                        "answers better": a["better_answers"],
+                        "answers worse": a["worse_answers"],
+                        "answer MAE with memory": a["error_answer"],
+                        "answer MAE, initial memory": a["error_answer_initial"],
+                        "forecasts better": e["better"],
+                        "forecasts worse": e["worse"],
+                        "forecast MAE with memory": e["error"],
+                        "forecast MAE, initial memory": e["error_initial"],
                         "final weight": r["weights"][-1],
                     }
                 )
             lines += [
                 "Memory effect (steps after the first five; the answer with the memory against "
-                "the answer with the initial memory, same prompt otherwise, same guard weight):",
+                "the answer with the initial memory, same prompt otherwise). *Answers* are the "
+                "model's corrections at full weight (the guard's bound only): did the memory "
+                "improve what the model says? *Forecasts* are after the guard's learned weight "
+                "(the same for both answers): what a user got from the change.",
                 "",
                 pd.DataFrame(rows).round(3).to_markdown(index=False),
                 "",
@@ -571,8 +645,49 @@ def cmd_report(args: argparse.Namespace) -> None:
         lines += [f"![learning curves]({curve.name})", ""]
     lines += classification_section()
     lines += context_section()
+    lines += speed_section()
     (OUT / "report.md").write_text("\n".join(lines))
     print(OUT / "report.md")
+
+
+def cmd_speed(args: argparse.Namespace) -> None:
+    """Seconds per step of every strategy and model, measured alone on a quiet machine.
+
+    The accuracy suite's own seconds are inflated whenever anything else runs on the machine
+    (two processes on two cores slow llama.cpp down many times over); this measures them apart:
+    ``--steps`` recurrent steps of each strategy on airline, after one warm-up step.
+    """
+    from llmrnn import LLMRNNForecaster
+
+    quiet()
+    y, description, _ = benchmark_series.load("airline")
+    rows = []
+    for model in args.models.split(","):
+        for strategy in STRATEGIES:
+            forecaster = LLMRNNForecaster(
+                model=model_file(model), strategy=strategy, window=WINDOW, fit_steps=1,
+                memory_words=MEMORY_WORDS,
+                task_description=f"Predict the next value of this series: {description}.",
+            )  # fmt: skip
+            forecaster.fit(y.iloc[: -args.steps])  # the warm-up step: loads the model
+            start = time.perf_counter()
+            forecaster.update(y.iloc[-args.steps :])
+            seconds = (time.perf_counter() - start) / args.steps
+            trace = forecaster.get_trace().iloc[1:]
+            rows.append(
+                {
+                    "model": model,
+                    "strategy": strategy,
+                    "seconds_per_step": seconds,
+                    "calls": float(trace["calls"].mean()),
+                    "evaluated": float(trace["prompt_tokens"].mean()),
+                    "cached": float(trace["cached_tokens"].mean()),
+                    "generated": float(trace["generated_tokens"].mean()),
+                }
+            )
+            print(f"{model:10} {strategy:12} {seconds:6.2f} s/step", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "speed.json").write_text(json.dumps(rows, indent=1))
 
 
 def cmd_suite(args: argparse.Namespace) -> None:
@@ -618,6 +733,9 @@ def main(argv: list[str] | None = None) -> None:
     ctx.add_argument("--origins", type=int, default=ORIGINS)
     ctx.add_argument("--fit-steps", type=int, default=FIT_STEPS)
     ctx.add_argument("--force", action="store_true")
+    speed = sub.add_parser("speed", help="seconds per step of every model and strategy, alone")
+    speed.add_argument("--models", default=",".join(MODELS))
+    speed.add_argument("--steps", type=int, default=4)
     suite = sub.add_parser("suite", help="the committed report: every model, then the report")
     suite.add_argument("--models", default=",".join(MODELS))
     report = sub.add_parser("report", help="write report.md and plots from the cached runs")
@@ -627,6 +745,7 @@ def main(argv: list[str] | None = None) -> None:
         "run": cmd_run,
         "classify": cmd_classify,
         "context": cmd_context,
+        "speed": cmd_speed,
         "suite": cmd_suite,
         "report": cmd_report,
     }

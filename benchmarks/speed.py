@@ -153,9 +153,10 @@ def main(steps: int = 160, traces: dict[str, pd.DataFrame] | None = None) -> str
         interval_seconds = time.perf_counter() - start
     finally:
         params.make_backend = real_backend
-    loop = f._loop()
-    observation = f._observation(f._series, len(f._series), 12)  # what predict shows
-    msgs, _, _ = loop.messages(f._loop_state, observation, 12)
+    track = f._tracks[None]
+    loop = f._loop(track)
+    observation = f._observer().observe(track.series, len(track.series), 12, None)
+    msgs, _, _ = loop.messages(track.state, observation, 12)
     prompt = loop.backend.render(msgs)
     start = time.perf_counter()
     for i in range(20):

@@ -1,6 +1,6 @@
 """Sequential classification: will airline passengers go up or down next month?
 
-Run with ``python examples/classify_updown.py`` (about 30 s on 2 CPU cores, embedded model).
+Run with ``python examples/classify_updown.py`` (about a minute on 2 CPU cores, embedded model).
 Rows are steps in time order: the classifier predicts each row, sees the true label, reflects
 and rewrites its memory, then predicts the next rows with what it learned.
 """
@@ -14,7 +14,7 @@ def main() -> None:
     X_train, y_train = X.iloc[-30:-6], y[-30:-6]
     X_test, y_test = X.iloc[-6:], y[-6:]
 
-    clf = LLMRNNClassifier(fit_steps=8, memory_words=80)
+    clf = LLMRNNClassifier(fit_steps=4, memory_words=80)
     clf.fit(X_train, y_train)
     print("probabilities (down, up):")
     print(clf.predict_proba(X_test).round(3))

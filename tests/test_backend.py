@@ -135,3 +135,49 @@ def test_parallel_samples_follow_the_grammar_and_their_seeds(default_model_path)
     assert [s.text for s in again] == texts  # repeatable
     # the samples ran on their own context: the main one gives the same greedy text as before
     assert backend.complete(prompt, max_tokens=30, grammar=grammar).text == greedy
+
+
+def test_lockstep_batch_gives_each_prompt_its_own_continuation(default_model_path):
+    """complete_batch: one lane per caller, the same text as alone, its prefix reused."""
+    from llmrnn.lockstep import Generate
+
+    backend = LlamaCppBackend(default_model_path, n_ctx=1024)
+    prompts = [
+        backend.render([Message("user", f"Name a {thing}. One word.")])
+        for thing in ("colour", "fruit", "month")
+    ]
+    calls = [Generate(p, max_tokens=12, stop=("\n",), repeat_penalty=1.1) for p in prompts]
+    alone = [backend.complete(**vars(call)).text for call in calls]
+    backend.begin_batch()
+    batched = backend.complete_batch(calls, keys=["a", "b", "c"])
+    # llama.cpp's numbers depend slightly on how tokens share a batch; on these prompts the
+    # greedy texts agree (benchmarks/lockstep.py counts disagreements over whole runs)
+    assert [c.text for c in batched] == alone
+    assert all(c.cached_tokens == 0 for c in batched)
+    longer = [Generate(p + "My answer:", max_tokens=6, stop=("\n",)) for p in prompts]
+    longer = [longer[2], longer[0], longer[1]]  # another order: each caller keeps its lane
+    again = backend.complete_batch(longer, keys=["c", "a", "b"])
+    for call, done, prompt in zip(longer, again, [prompts[2], prompts[0], prompts[1]]):
+        tokens = backend.count_tokens(call.prompt)
+        # the lane held the caller's previous prompt and answer: that prompt is reused
+        assert done.cached_tokens >= backend.count_tokens(prompt) - 1
+        assert done.cached_tokens + done.prompt_tokens == tokens
+    assert [c.text for c in again] == [backend.complete(**vars(c)).text for c in longer]
+
+
+def test_lockstep_scores_equal_scores_alone(default_model_path):
+    from llmrnn.lockstep import Score
+
+    backend = LlamaCppBackend(default_model_path, n_ctx=512)
+    calls = [
+        Score(backend.render([Message("user", f"Is {x} a number? yes or no.")]), ("yes", "no"))
+        for x in ("7", "blue", "3.5", "tree")
+    ]
+    alone = [backend.score(call.prompt, call.options) for call in calls]
+    backend.begin_batch()
+    batched = backend.score_batch(calls)
+    for (lp, done), (lp_b, done_b) in zip(alone, batched):
+        np.testing.assert_allclose(lp_b, lp, atol=1e-3)
+        assert done_b.text == done.text
+    with pytest.raises(ValueError, match="same, non-zero number of options"):
+        backend.score_batch([calls[0], Score(calls[1].prompt, ("yes",))])

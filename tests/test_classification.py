@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from llmrnn import LLMRNNClassifier, prompts
 from llmrnn.backends.llama_cpp import load_count
 from llmrnn.datasets import updown_task
+from llmrnn.memory import initial_memory
 from llmrnn.tasks import LabelTask
 from llmrnn.trace import TRACE_COLUMNS, error_correction_rate
 
@@ -58,13 +59,17 @@ def test_predict_proba_rows_sum_to_one_and_predict_is_argmax(fitted, updown):
     assert fitted.memory_ == memory and len(fitted.get_trace()) == 4
 
 
-def test_partial_fit_changes_memory_and_adds_trace_rows(updown):
+def test_partial_fit_rewrites_memory_and_adds_trace_rows(updown):
     X, y = updown
     clf = LLMRNNClassifier(**SMALL).partial_fit(X[:2], y[:2], classes=["down", "up"])
-    memory = clf.memory_
+    assert clf.memory_ != initial_memory(None)  # the first rewrite replaced the empty memory
     clf.partial_fit(X[2:4], y[2:4])
-    assert len(clf.get_trace()) == 4
-    assert clf.memory_ != memory
+    trace = clf.get_trace()
+    assert len(trace) == 4
+    # Each step ran the three phases (predict, reflect, rewrite); the 135M model may keep a
+    # good memory verbatim, so the text itself is allowed to stay: the trace must say so.
+    assert (trace["calls"] >= 3).all() and (trace["feedback"].str.len() > 0).all()
+    assert clf.memory_ == trace["memory"].iloc[-1]
     expected = error_correction_rate(clf.get_trace()["error"], threshold=0.5)
     assert clf.error_correction_rate_ == pytest.approx(expected, nan_ok=True)
     clf.update(X[4:5], y[4:5])  # the shared name of the recurrent update

@@ -38,7 +38,7 @@ def test_every_step_shows_x_of_the_window_and_of_the_time_forecast(scripted, usc
     y, X = uschange
     f = LLMRNNForecaster(**SMALL).fit(y[:-3], X=X[:-3])
     data = _data(scripted.prompts[0])  # the first step predicts y[-5] from the 6 before it
-    scale = f._task.exog_scales[0]
+    scale = f._tracks[None].task.exog_scales[0]
     income = X["Income"].to_numpy()
     window = ", ".join(f"{v / scale:.1f}" for v in income[-11:-5])
     assert f"Income: {window} | {income[-5] / scale:.1f}" in data

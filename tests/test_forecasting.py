@@ -121,7 +121,7 @@ def test_same_data_and_params_same_memory_and_forecast(y30, fitted):
 def test_model_loaded_once_for_many_estimators(y30, fitted, default_model_path):
     loads = load_count(default_model_path)
     for _ in range(3):
-        fitted.clone().fit(y30[-6:], fh=[1]).predict()
+        fitted.clone().set_params(fit_steps=1).fit(y30[-6:], fh=[1]).predict()
     assert load_count(default_model_path) == loads
 
 
@@ -161,14 +161,6 @@ def test_full_history_drops_oldest_entries_to_fit_the_budget(airline):
     # The newest step is kept (entries are in model units, the trace in data units).
     last_truth = float(f.get_trace()["truth"].iloc[-1]) / f.scale_
     assert entries[-1].endswith(f"actual: {last_truth:.1f}")
-
-
-def test_exogenous_x_is_declared_unsupported_and_ignored(y30):
-    assert LLMRNNForecaster.get_class_tag("capability:exogenous") is False
-    X = pd.DataFrame({"x": np.arange(len(y30), dtype=float)}, index=y30.index)
-    f = LLMRNNForecaster(window=8, fit_steps=1, memory_words=40, strategy="zero_shot")
-    f.fit(y30, X=X, fh=[1])
-    assert np.isfinite(f.predict(X=X.iloc[-1:]).to_numpy()).all()
 
 
 @pytest.mark.parametrize(

@@ -22,11 +22,13 @@ def test_error_correction_rate_counts_bad_steps_followed_by_good_ones():
     assert np.isnan(error_correction_rate([1]))
 
 
-def _effect(changed, error, initial):
+def _effect(changed, error, initial, said=None, said_initial=None):
     n = len(changed)
+    said = error if said is None else said
+    said_initial = initial if said_initial is None else said_initial
     rows = [
-        dict(zip(EFFECT_COLUMNS, (i, i, "", "", "", "", "", e, e0, c)))
-        for i, (c, e, e0) in enumerate(zip(changed, error, initial))
+        dict(zip(EFFECT_COLUMNS, (i, i, "", "", "", "", "", e, e0, a, a0, c)))
+        for i, (c, e, e0, a, a0) in enumerate(zip(changed, error, initial, said, said_initial))
     ]
     return effect_frame(rows), n
 
@@ -43,6 +45,23 @@ def test_effect_summary_skips_the_first_steps_and_counts_better_and_worse():
     assert (summary["better"], summary["worse"]) == (1, 1)  # equal errors count as neither
     assert summary["error"] == pytest.approx(np.mean([1.0, 1.0, 3.0, 2.0, 4.0]))
     assert summary["error_initial"] == pytest.approx(np.mean([1.0, 2.0, 1.0, 2.0, 4.0]))
+
+
+def test_effect_summary_judges_the_answers_at_full_weight_apart_from_the_forecast():
+    # the guard trusted the model little (forecast errors equal), but the memory's answers
+    # were better twice and worse once: that is what the answer columns count
+    frame, _ = _effect(
+        changed=[True, True, True, False],
+        error=[2.0, 2.0, 2.0, 2.0],
+        initial=[2.0, 2.0, 2.0, 2.0],
+        said=[1.0, 0.5, 3.0, 2.0],
+        said_initial=[2.0, 2.0, 2.0, 1.0],
+    )
+    summary = effect_summary(frame, after=0)
+    assert (summary["better"], summary["worse"]) == (0, 0)
+    assert (summary["better_answers"], summary["worse_answers"]) == (2, 1)
+    assert summary["error_answer"] == pytest.approx(np.mean([1.0, 0.5, 3.0, 2.0]))
+    assert summary["error_answer_initial"] == pytest.approx(1.75)
 
 
 def test_learning_curve_averages_blocks_of_steps():

@@ -317,8 +317,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        loop = self._loop()
-        return np.vstack([loop.probabilities(self._loop_state, row) for row in X])
+        return self._loop().probabilities(self._loop_state, list(X))
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each row (the argmax of ``predict_proba``).

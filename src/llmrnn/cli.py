@@ -296,7 +296,10 @@ def _print_demo(result: dict[str, object]) -> None:
             print(curve.round(3).to_string())
     effect = result.get("effect")
     if effect and not effect["steps"]:
-        print("\nwhat the memory changed: too few steps to tell (it needs more than five)")
+        print(
+            "\nwhat the memory changed: too few steps to tell whether the memory helped "
+            "(it needs more than five)"
+        )
     elif effect:
         print(
             f"\nwhat the memory changed (rnn, {effect['steps']} steps after the first five): the "

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster
 
+from . import lockstep
 from ._atomic import atomic
 from ._params import backend_for, backend_on, check_params, loop_config
 from ._progress import progress_bar
-from .context import check_calendar, check_exog, step_context
+from ._tracks import Observer, Track, advance, split_panel
+from .context import check_calendar, check_exog
 from .memory import initial_memory
-from .recurrence import Recurrence, Replay, State
-from .tasks import ForecastTask, Observation
+from .recurrence import Recurrence, State
+from .tasks import ForecastTask
 from .trace import effect_frame, trace_frame
 
 __all__ = ["LLMRNNForecaster", "auto_base_forecaster", "season_length", "theta_forecaster"]
@@ -181,6 +184,11 @@ class LLMRNNForecaster(BaseForecaster):
         install holidays``) or a pandas holiday calendar (e.g.
         ``pandas.tseries.holiday.USFederalHolidayCalendar()``) adds the public holidays on the
         day or within the period, so the memory can learn their effect.
+    batch_size : int, default=8
+        For a panel or hierarchy: how many series are stepped in lockstep on one llama.cpp
+        context (one sequence each; every phase's calls decoded together). Bounds the memory a
+        batch takes; with sktime's ``backend:parallel`` config set, batches run in parallel
+        workers, each loading the model once.
 
     Attributes
     ----------
@@ -233,8 +241,8 @@ class LLMRNNForecaster(BaseForecaster):
         "python_dependencies": ["llama-cpp-python"],
         # estimator type
         # --------------
-        "y_inner_mtype": "pd.Series",
-        "X_inner_mtype": "pd.DataFrame",
+        "y_inner_mtype": ["pd.Series", "pd-multiindex", "pd_multiindex_hier"],
+        "X_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
         "capability:multivariate": False,  # sktime broadcasts columns: one memory per series
         "capability:exogenous": True,  # X's values are rendered into each step's prompt
         "capability:missing_values": False,
@@ -279,6 +287,7 @@ class LLMRNNForecaster(BaseForecaster):
         base_forecaster: BaseForecaster | str | None = "auto",
         correction_weight: float | str = "learned",
         calendar: bool | str | Any = None,
+        batch_size: int = 8,
     ) -> None:
         self.model = model
         self.strategy = strategy
@@ -299,106 +308,84 @@ class LLMRNNForecaster(BaseForecaster):
         self.base_forecaster = base_forecaster
         self.correction_weight = correction_weight
         self.calendar = calendar
+        self.batch_size = batch_size
         super().__init__()
 
     # -- helpers ---------------------------------------------------------------------------
-    def _loop(self) -> Recurrence:
+    def _observer(self) -> Observer:
+        return Observer(self.window, self.base_forecaster, self.calendar, self._freq)
+
+    def _backend_params(self) -> dict:
+        return {
+            "context_tokens": self.context_tokens,
+            "n_threads": self.n_threads,
+            "n_gpu_layers": self.n_gpu_layers,
+        }
+
+    def _loop(self, track: Track) -> Recurrence:
         """A recurrence on the fitted model file (cheap: the loaded model is shared)."""
-        return Recurrence(backend_on(self, self.model_path_), self._task, loop_config(self))
+        return Recurrence(backend_on(self, self.model_path_), track.task, loop_config(self))
 
-    def _window_before(self, y: pd.Series, position: int) -> np.ndarray:
-        return y.to_numpy(dtype=float)[max(0, position - self.window) : position]
+    @property
+    def _single(self) -> Track:
+        """The track of a single series (the estimator was fitted on one)."""
+        return self._tracks[None]
 
-    def _observation(
-        self, y: pd.Series, position: int, horizon: int, X: pd.DataFrame | None = None
-    ) -> Any:
-        """What the model sees before ``y[position]``: the window, any base forecasts, and any
-        context (exogenous values and calendar facts of the window and the times forecast).
+    def _advance(self, tracks: dict, positions: dict, what: str) -> dict:
+        """Step ``tracks`` at ``positions`` in lockstep, in batches of ``batch_size`` series;
+        spread the batches over sktime's parallel backend when one is configured."""
+        keys = list(tracks)
+        batches = [keys[i : i + self.batch_size] for i in range(0, len(keys), self.batch_size)]
+        common = {
+            "observer": self._observer(),
+            "config": loop_config(self),
+            "model_path": self.model_path_,
+            "backend_params": self._backend_params(),
+        }
+        parallel = self.get_config().get("backend:parallel")
+        if parallel not in (None, "None") and len(batches) > 1:
+            from sktime.utils.parallel import parallelize
 
-        ``X`` holds the exogenous rows known so far (``fit`` and ``update`` data, and for
-        ``predict`` the rows of the horizon); the times forecast are the ``horizon`` times after
-        ``y.index[position - 1]``.
-        """
-        window = self._window_before(y, position)
-        future = self._times_after(y, position, horizon)
-        past = y.index[position - len(window) : position]
-        context = step_context(X, past, future, self.calendar)
-        if self.base_forecaster is None:
-            return window if context is None else Observation(window, None, "", context)
-        values, name = self._base_forecasts(y.iloc[:position], horizon, X, future)
-        return Observation(window, values, name, context)
-
-    def _times_after(self, y: pd.Series, position: int, horizon: int) -> pd.Index:
-        """The ``horizon`` times after ``y.index[position - 1]`` (inside ``y`` or beyond)."""
-        if position + horizon <= len(y):
-            return y.index[position : position + horizon]
-        from sktime.forecasting.base import ForecastingHorizon
-
-        fh = ForecastingHorizon(list(range(1, horizon + 1)), is_relative=True, freq=self._freq)
-        return fh.to_absolute_index(y.index[position - 1 : position])
-
-    def _base_forecasts(
-        self, history: pd.Series, horizon: int, X: pd.DataFrame | None, future: pd.Index
-    ) -> tuple[np.ndarray, str]:
-        """The base forecaster, refitted on ``history``, forecasting ``horizon`` steps."""
-        if isinstance(self.base_forecaster, str):  # "auto", checked in fit
-            chosen = auto_base_forecaster(history)
-        else:
-            chosen = self.base_forecaster
-        name = type(chosen).__name__
-        exog = {}
-        if X is not None and chosen.get_tag("capability:exogenous", False):
-            exog = {"X": X.reindex(history.index)}
-        try:
-            # sktime's notice of a future default, raised by every forecaster constructed (the
-            # clone, and those Theta builds inside fit): about sktime, nothing for the user to do
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="The default of config ``remember")
-                base = chosen.clone().fit(history, fh=list(range(1, horizon + 1)), **exog)
-                if exog:
-                    exog = {"X": X.reindex(future)}
-                values = base.predict(**exog)
-            values = values.to_numpy(dtype=float).ravel()
-        except Exception as exc:
-            raise ValueError(
-                f"base_forecaster {name} could not forecast from {len(history)} points ({exc}): "
-                "give every step enough history (lower fit_steps, or fit on a longer series) "
-                "or choose a base forecaster that works on short series."
-            ) from exc
-        if values.shape != (horizon,) or not np.all(np.isfinite(values)):
-            raise ValueError(
-                f"base_forecaster {name} returned {values!r} from {len(history)} points, not "
-                f"{horizon} finite number(s): check that it suits this series."
+            done = parallelize(
+                fun=_advance_batch,
+                iter=[({k: tracks[k] for k in b}, {k: positions[k] for k in b}) for b in batches],
+                meta=common,
+                backend=parallel,
+                backend_params=self.get_config().get("backend:parallel:params"),
             )
-        return values, name
+            return {key: track for part in done for key, track in part.items()}
+        steps = sum(len(p) for p in positions.values())
+        out: dict = {}
+        with progress_bar(steps, self.progress, what) as bar:
+            for batch in batches:
+                out.update(
+                    advance(
+                        {k: tracks[k] for k in batch},
+                        {k: positions[k] for k in batch},
+                        on_step=bar.update,
+                        **common,
+                    )
+                )
+        return out
 
-    def _run(
-        self,
-        loop: Recurrence,
-        state: State,
-        y: pd.Series,
-        X: pd.DataFrame | None,
-        positions: range,
-        what: str,
-    ):
-        """Run steps at ``positions`` of ``y``; return the new state and replays (uncommitted)."""
-        replays: list[Replay] = []
-        values = y.to_numpy(dtype=float)
-        with progress_bar(len(positions), self.progress, what) as bar:
-            for t in positions:
-                observation, truth = self._observation(y, t, 1, X), np.array([values[t]])
-                before = state
-                state, record = loop.step(state, observation, truth, index=y.index[t])
-                replays.append(Replay(before, observation, truth, record))
-                if record.fault:
-                    logger.info("step %d at %s: %s", record.step, record.index, record.fault)
-                bar.update(record.error)
-        return state, replays
+    def _commit(self, tracks: dict) -> None:
+        self._tracks = tracks
+        memories = {
+            key: t.state.memory if self.strategy == "rnn" else "\n".join(t.state.entries)
+            for key, t in tracks.items()
+        }
+        scales = {key: t.task.scale for key, t in tracks.items()}
+        if list(tracks) == [None]:
+            self.memory_, self.scale_ = memories[None], scales[None]
+        else:
+            index = self._instance_index(list(tracks))
+            self.memory_ = pd.Series(list(memories.values()), index=index, name="memory")
+            self.scale_ = pd.Series(list(scales.values()), index=index, name="scale")
 
-    def _commit(self, state: State, replays: list[Replay]) -> None:
-        self._loop_state = state
-        self._replays = self._replays + replays
-        self.memory_ = state.memory if self.strategy == "rnn" else "\n".join(state.entries)
+    def _instance_index(self, keys: list) -> pd.Index:
+        if len(self._levels) == 1:
+            return pd.Index(keys, name=self._levels[0])
+        return pd.MultiIndex.from_tuples(keys, names=self._levels)
 
     @staticmethod
     def _check_values(y: pd.Series) -> None:
@@ -414,9 +401,10 @@ class LLMRNNForecaster(BaseForecaster):
                 "impute or drop them first (e.g. sktime's Imputer)."
             )
 
-    # -- sktime interface ------------------------------------------------------------------
-    def _fit(self, y: pd.Series, X: pd.DataFrame | None = None, fh=None):
-        check_params(self, {"window": (2, False), "n_samples": (2, False)})
+    def _check_parameters(self) -> None:
+        check_params(
+            self, {"window": (2, False), "n_samples": (2, False), "batch_size": (1, False)}
+        )
         if self.answer not in ("change", "value"):
             raise ValueError(
                 "Invalid value for parameter `answer`: expected 'change' or 'value', "
@@ -438,75 +426,135 @@ class LLMRNNForecaster(BaseForecaster):
                 "Invalid value for parameter `correction_weight`: expected 'learned' or a number "
                 f"between 0 and 1, got {weight!r}."
             )
-        self._check_values(y)
-        if len(y) < 2:
-            raise ValueError(
-                f"y has {len(y)} value(s): LLMRNNForecaster needs at least 2 to show the model "
-                "a past value and score a prediction."
-            )
         check_calendar(self.calendar)
-        self._freq = getattr(y.index, "freq", None)
+
+    # -- sktime interface ------------------------------------------------------------------
+    def _fit(self, y, X: pd.DataFrame | None = None, fh=None):
+        self._check_parameters()
+        parts = split_panel(y, X)
+        for series, _ in parts.values():
+            self._check_values(series)
+            if len(series) < 2:
+                raise ValueError(
+                    f"y has {len(series)} value(s) in a series: LLMRNNForecaster needs at least "
+                    "2 to show the model a past value and score a prediction."
+                )
+        first = next(iter(parts.values()))[0]
+        self._freq = getattr(first.index, "freq", None)
+        self._levels = list(y.index.names[:-1]) if isinstance(y.index, pd.MultiIndex) else []
+        self._time_name = y.index.names[-1]
         self._exog_columns = None if X is None else tuple(str(c) for c in X.columns)
-        path, backend = backend_for(self)
+        self._name = y.name if isinstance(y, pd.Series) else y.columns[0]
+        path, _ = backend_for(self)
         self.model_path_ = path
-        self._task = ForecastTask.from_series(
-            y.to_numpy(dtype=float),
-            answer=self.answer,
-            description=self.task_description,
-            based=self.base_forecaster is not None,
-            weight=None if self.correction_weight == "learned" else float(self.correction_weight),
-            X=X,
-        )
-        self.scale_ = self._task.scale
-        loop = Recurrence(backend, self._task, loop_config(self))
-        start = 1 if self.fit_steps is None else max(1, len(y) - self.fit_steps)
-        state = State(memory=initial_memory(self.initial_memory))
-        self._initial = state
-        self._replays: list[Replay] = []
-        state, replays = self._run(loop, state, y, X, range(start, len(y)), "fit")
-        self._commit(state, replays)
-        self._series = y.copy()  # every point seen so far: the context of the next step
-        self._exog = None if X is None else X.copy()  # and its exogenous rows, if any
+        weight = None if self.correction_weight == "learned" else float(self.correction_weight)
+        initial = State(memory=initial_memory(self.initial_memory))
+        tracks, positions = {}, {}
+        for key, (series, exog) in parts.items():
+            task = ForecastTask.from_series(
+                series.to_numpy(dtype=float),
+                answer=self.answer,
+                description=self.task_description,
+                based=self.base_forecaster is not None,
+                weight=weight,
+                X=exog,
+            )
+            tracks[key] = Track(task, initial, initial, (), series.copy(), exog)
+            start = 1 if self.fit_steps is None else max(1, len(series) - self.fit_steps)
+            positions[key] = range(start, len(series))
+        self._commit(self._advance(tracks, positions, "fit"))
         return self
 
-    def _horizons(self, fh) -> np.ndarray:
-        return fh.to_relative(self.cutoff).to_numpy().astype(int)
+    def _horizons(self, fh, track: Track) -> np.ndarray:
+        """Steps ahead of ``track``'s last point for each time of ``fh`` (panels may end at
+        different times)."""
+        if not isinstance(self.cutoff, pd.Index) or len(self._tracks) == 1:
+            return fh.to_relative(self.cutoff).to_numpy().astype(int)
+        from sktime.forecasting.base import ForecastingHorizon
 
-    def _exog_with(self, X: pd.DataFrame | None, where: str) -> pd.DataFrame | None:
-        """The exogenous rows known so far, with ``X``'s newer rows added (not stored)."""
-        check_exog(X, self._exog_columns, where)
+        absolute = fh.to_absolute_index(self.cutoff)
+        end = track.series.index[-1:]
+        relative = ForecastingHorizon(absolute, is_relative=False, freq=self._freq)
+        return relative.to_relative(end).to_numpy().astype(int)
+
+    def _exog_with(self, track: Track, X: pd.DataFrame | None, where: str):
+        """``track``'s exogenous rows so far, with ``X``'s newer rows added (not stored)."""
         if self._exog_columns is None:
             return None
-        newer = X[~X.index.isin(self._exog.index)]
-        return pd.concat([self._exog, newer]) if len(newer) else self._exog
+        newer = X[~X.index.isin(track.exog.index)]
+        return pd.concat([track.exog, newer]) if len(newer) else track.exog
 
-    def _predict_observation(self, fh, X: pd.DataFrame | None, where: str) -> tuple:
-        steps = self._horizons(fh)
-        horizon = int(steps.max())
-        exog = self._exog_with(X, where)
-        return steps, horizon, self._observation(self._series, len(self._series), horizon, exog)
+    def _ahead(self, fh, X: pd.DataFrame | None, where: str) -> list:
+        """Per series: its key, track, horizon steps, and what the model sees for them."""
+        check_exog(X, self._exog_columns, where)
+        out = []
+        for key, track in self._tracks.items():
+            steps = self._horizons(fh, track)
+            horizon = int(steps.max())
+            exog = self._exog_with(track, _rows_of(X, key), where)
+            observation = self._observer().observe(track.series, len(track.series), horizon, exog)
+            out.append((key, track, steps, horizon, observation))
+        return out
 
-    def _predict(self, fh, X: pd.DataFrame | None = None) -> pd.Series:
-        steps, horizon, observation = self._predict_observation(fh, X, "predict")
-        prediction, fault = self._loop().predict(self._loop_state, observation, horizon)
-        if fault:
-            logger.warning("predict: %s", fault)
+    def _assemble(self, values: dict, fh) -> pd.Series | pd.DataFrame:
+        """Per-series forecasts as sktime expects them: a Series, or a panel DataFrame."""
         index = fh.to_absolute_index(self.cutoff)
-        return pd.Series(np.asarray(prediction)[steps - 1], index=index, name=self._series.name)
+        if list(values) == [None]:
+            return pd.Series(values[None], index=index, name=self._name)
+        frames = []
+        for key, vals in values.items():
+            keys = key if isinstance(key, tuple) else (key,)
+            rows = pd.MultiIndex.from_tuples(
+                [(*keys, t) for t in index], names=[*self._levels, self._time_name]
+            )
+            frames.append(pd.DataFrame({self._name: vals}, index=rows))
+        return pd.concat(frames)
+
+    def _predict(self, fh, X: pd.DataFrame | None = None):
+        items = self._ahead(fh, X, "predict")
+        if not items:
+            return self._assemble({}, fh)
+        loops = {key: self._loop(track) for key, track, *_ in items}
+        gens = [
+            loops[key].predict_gen(track.state, observation, horizon)
+            for key, track, _, horizon, observation in items
+        ]
+        backend = next(iter(loops.values())).backend
+        values = {}
+        for (key, _, steps, _, _), ((prediction, fault), _) in zip(
+            items, lockstep.run(backend, gens)
+        ):
+            if fault:
+                logger.warning("predict: %s", fault)
+            values[key] = np.asarray(prediction)[steps - 1]
+        return self._assemble(values, fh)
 
     def _predict_quantiles(self, fh, X: pd.DataFrame | None, alpha: list[float]) -> pd.DataFrame:
-        steps, horizon, observation = self._predict_observation(fh, X, "predict_quantiles")
-        samples = self._loop().sample(self._loop_state, observation, horizon, self.n_samples)
-        # The model's sampled answers, each plus every past one-step error of the forecast
-        # (widened by sqrt(h) at h steps ahead): a guard that trusts the model little gives
-        # samples close to the base forecast, and the record says how far off that was.
-        errors = self._task.residuals(self._loop_state.record)
-        if errors.size:
-            widen = np.sqrt(np.arange(1, horizon + 1))
-            samples = (samples[:, None, :] + errors[None, :, None] * widen).reshape(-1, horizon)
-        quantiles = np.quantile(samples[:, steps - 1], alpha, axis=0).T  # (len(fh), len(alpha))
         columns = pd.MultiIndex.from_product([self._get_varnames(), alpha])
-        return pd.DataFrame(quantiles, index=fh.to_absolute_index(self.cutoff), columns=columns)
+        frames = []
+        for key, track, steps, horizon, observation in self._ahead(fh, X, "predict_quantiles"):
+            samples = self._loop(track).sample(track.state, observation, horizon, self.n_samples)
+            # The model's sampled answers, each plus every past one-step error of the forecast
+            # (widened by sqrt(h) at h steps ahead): a guard that trusts the model little gives
+            # samples close to the base forecast, and the record says how far off that was.
+            errors = track.task.residuals(track.state.record)
+            if errors.size:
+                widen = np.sqrt(np.arange(1, horizon + 1))
+                samples = (samples[:, None, :] + errors[None, :, None] * widen).reshape(-1, horizon)
+            quantiles = np.quantile(samples[:, steps - 1], alpha, axis=0).T
+            frame = pd.DataFrame(quantiles, columns=columns)
+            frames.append((key, frame))
+        index = fh.to_absolute_index(self.cutoff)
+        if [k for k, _ in frames] == [None]:
+            return frames[0][1].set_index(index)
+        parts = []
+        for key, frame in frames:
+            keys = key if isinstance(key, tuple) else (key,)
+            frame.index = pd.MultiIndex.from_tuples(
+                [(*keys, t) for t in index], names=[*self._levels, self._time_name]
+            )
+            parts.append(frame)
+        return pd.concat(parts)
 
     @atomic
     def update(self, y, X=None, update_params: bool = True):
@@ -518,7 +566,7 @@ class LLMRNNForecaster(BaseForecaster):
 
         Parameters
         ----------
-        y : pd.Series
+        y : pd.Series or panel
             New observations (may overlap the ones already seen).
         X : pd.DataFrame, optional
             Exogenous rows of the new points; required when ``fit`` had ``X``.
@@ -540,8 +588,11 @@ class LLMRNNForecaster(BaseForecaster):
 
         Parameters
         ----------
-        y : pd.Series or pd.DataFrame
-            The series (a DataFrame is broadcast: one forecaster per column).
+        y : pd.Series, or a panel or hierarchy
+            The series. A panel or hierarchy (sktime's ``pd-multiindex`` and
+            ``pd_multiindex_hier``) is handled natively: one memory per series, every series
+            stepped in lockstep on one model (``batch_size`` series at a time). A multi-column
+            DataFrame is broadcast by sktime: one forecaster per column.
         X : pd.DataFrame, optional
             Exogenous data, one row per time of ``y`` (shown to the model at every step).
         fh : ForecastingHorizon, list or int, optional
@@ -553,57 +604,85 @@ class LLMRNNForecaster(BaseForecaster):
         """
         return super().fit(y, X=X, fh=fh)
 
-    def _update(self, y: pd.Series, X: pd.DataFrame | None = None, update_params: bool = True):
-        self._check_values(y)
-        seen = self._series
-        new = y[y.index > seen.index[-1]]
-        if new.empty:
-            raise ValueError(
-                f"update got no point after the cutoff {seen.index[-1]}: pass the new "
-                "observations (points already seen are skipped, older ones cannot be inserted)."
-            )
-        full = pd.concat([seen, new])
-        exog = self._exog_with(X, "update")
-        if exog is not None:
-            missing = new.index[~new.index.isin(exog.index)]
-            if len(missing):
+    def _update(self, y, X: pd.DataFrame | None = None, update_params: bool = True):
+        check_exog(X, self._exog_columns, "update")
+        parts = split_panel(y, X)
+        tracks, positions = dict(self._tracks), {}
+        for key, (series, _) in parts.items():
+            if key not in self._tracks:
                 raise ValueError(
-                    f"X given to update has no rows for {list(missing)}: pass X for every new "
-                    "point of y (the model is shown the exogenous values of each step)."
+                    f"update got a series {key!r} that fit did not see: refit with every series "
+                    "of the panel (a new series has no memory to continue)."
                 )
-        if update_params:
-            positions = range(len(seen), len(full))
-            state, replays = self._run(
-                self._loop(), self._loop_state, full, exog, positions, "update"
+            self._check_values(series)
+            track = self._tracks[key]
+            seen = track.series
+            new = series[series.index > seen.index[-1]]
+            if new.empty:
+                continue
+            full = pd.concat([seen, new])
+            exog = self._exog_with(track, _rows_of(X, key), "update")
+            if exog is not None:
+                missing = new.index[~new.index.isin(exog.index)]
+                if len(missing):
+                    raise ValueError(
+                        f"X given to update has no rows for {list(missing)}: pass X for every "
+                        "new point of y (the model is shown the exogenous values of each step)."
+                    )
+            tracks[key] = replace(track, series=full, exog=exog)
+            positions[key] = range(len(seen), len(full))
+        if not positions:
+            last = max(t.series.index[-1] for t in self._tracks.values())
+            raise ValueError(
+                f"update got no point after the cutoff {last}: pass the new observations "
+                "(points already seen are skipped, older ones cannot be inserted)."
             )
-            self._commit(state, replays)
-        self._series = full
-        self._exog = exog
+        if update_params:
+            stepped = self._advance({k: tracks[k] for k in positions}, positions, "update")
+            tracks.update(stepped)
+        self._commit(tracks)
         return self
 
     # -- what it learned -------------------------------------------------------------------
+    def _per_series(self, frames: dict) -> pd.DataFrame:
+        """Per-series frames stacked, with the series' index levels as first columns."""
+        if list(frames) == [None]:
+            return frames[None]
+        parts = []
+        for key, frame in frames.items():
+            keys = key if isinstance(key, tuple) else (key,)
+            parts.append(frame.assign(**dict(zip(self._levels, keys))))
+        frame = pd.concat(parts, ignore_index=True)
+        return frame[[*self._levels, *frame.columns[: -len(self._levels)]]]
+
+    def _vectorized(self, method: str) -> pd.DataFrame:
+        fitted = self.forecasters_
+        parts = [
+            getattr(fitted.loc[row, column], method)().assign(series=column)
+            for row in fitted.index
+            for column in fitted.columns
+        ]
+        frame = pd.concat(parts, ignore_index=True)
+        return frame[["series", *frame.columns[:-1]]]
+
     def get_trace(self) -> pd.DataFrame:
         """One row per recurrent step (fit, then updates) with its prediction, error and cost.
 
         Returns
         -------
         pd.DataFrame
-            Columns ``step, index, observation, prediction, truth, error, feedback, memory,
-            prompt_tokens, cached_tokens, generated_tokens, calls, seconds, fault``. For a
-            multi-column ``y`` (sktime fits one forecaster, and one memory, per column), the
-            traces are stacked with a first column ``series``.
+            Columns ``step, index, observation, answer, weight, prediction, truth, error,
+            feedback, memory, prompt_tokens, cached_tokens, generated_tokens, calls, seconds,
+            fault``. For a panel or hierarchy, the series' index levels come first, as columns
+            under their names. For a multi-column ``y`` (sktime fits one forecaster, and one
+            memory, per column), the traces are stacked with a first column ``series``.
         """
         self.check_is_fitted()
         if getattr(self, "_is_vectorized", False):
-            fitted = self.forecasters_
-            parts = [
-                fitted.loc[row, column].get_trace().assign(series=column)
-                for row in fitted.index
-                for column in fitted.columns
-            ]
-            frame = pd.concat(parts, ignore_index=True)
-            return frame[["series", *frame.columns[:-1]]]
-        return trace_frame([r.record for r in self._replays])
+            return self._vectorized("get_trace")
+        return self._per_series(
+            {k: trace_frame([r.record for r in t.replays]) for k, t in self._tracks.items()}
+        )
 
     def memory_effect(self) -> pd.DataFrame:
         """What the memory changed: every step's answer against the answer with the initial memory.
@@ -618,21 +697,18 @@ class LLMRNNForecaster(BaseForecaster):
         pd.DataFrame
             One row per step: ``step, index, answer, answer_initial, prediction,
             prediction_initial, truth, error, error_initial, changed``. Summarize it with
-            :func:`llmrnn.trace.effect_summary`. For a multi-column ``y``, a first column
-            ``series``.
+            :func:`llmrnn.trace.effect_summary`. Panels and multi-column ``y`` get their
+            series columns first, as in :meth:`get_trace`.
         """
         self.check_is_fitted()
         if getattr(self, "_is_vectorized", False):
-            fitted = self.forecasters_
-            parts = [
-                fitted.loc[row, column].memory_effect().assign(series=column)
-                for row in fitted.index
-                for column in fitted.columns
-            ]
-            frame = pd.concat(parts, ignore_index=True)
-            return frame[["series", *frame.columns[:-1]]]
-        rows = self._loop().memory_effect(self._replays, self._initial)
-        return effect_frame(rows)
+            return self._vectorized("memory_effect")
+        return self._per_series(
+            {
+                k: effect_frame(self._loop(t).memory_effect(t.replays, t.initial))
+                for k, t in self._tracks.items()
+            }
+        )
 
     @classmethod
     def get_test_params(cls, parameter_set: str = "default") -> list[dict[str, Any]]:
@@ -655,7 +731,7 @@ class LLMRNNForecaster(BaseForecaster):
                 "strategy": "full_history",
                 "feedback": "judge",
                 "answer": "value",
-                "context_tokens": 512,
+                "context_tokens": 1024,
                 "n_samples": 4,
                 "base_forecaster": None,
             },
@@ -668,3 +744,21 @@ class LLMRNNForecaster(BaseForecaster):
                 "base_forecaster": NaiveForecaster(strategy="mean"),
             },
         ]
+
+
+def _advance_batch(batch: tuple[dict, dict], meta: dict) -> dict:
+    """One batch of tracks, stepped in a worker of sktime's parallel backend."""
+    tracks, positions = batch
+    return advance(tracks, positions, **meta)
+
+
+def _rows_of(X: pd.DataFrame | None, key) -> pd.DataFrame | None:
+    """The rows of series ``key`` of a panel's ``X`` (all of ``X`` for a single series)."""
+    if X is None or key is None:
+        return X
+    keys = key if isinstance(key, tuple) else (key,)
+    levels = list(range(len(keys)))
+    try:
+        return X.xs(keys, level=levels)
+    except KeyError:
+        return X.iloc[:0].droplevel(levels)

@@ -33,10 +33,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import lockstep, prompts
 from . import memory as mem
-from . import prompts
 from .backends.base import Backend, Completion, Message
 from .encoding import ParseError
+from .lockstep import Generate, Score, Step
 from .tasks import Task
 from .trace import StepRecord
 
@@ -50,6 +51,7 @@ __all__ = [
     "Replay",
     "PLANS",
     "Recurrence",
+    "step_many",
 ]
 
 STRATEGIES = ("rnn", "zero_shot", "full_history", "memprompt")
@@ -263,18 +265,21 @@ class Recurrence:
             observation = smaller
 
     # -- phase 1 ---------------------------------------------------------------------------
-    def _answer(
+    def _answer_gen(
         self, prompt: str, observation: Any, horizon: int, *, temperature: float, seed: int
-    ) -> tuple[Any, Completion, str]:
-        """The model's answer as the task reads it (before the guard), its call and any fault."""
+    ) -> Step:
+        """The model's answer as the task reads it (before the guard), its call and any fault.
+
+        A generator (see ``lockstep``): yields the calls, returns ``(value, completion, fault)``.
+        """
         if self.task.choices is not None:
-            logprobs, completion = self.backend.score(prompt, self.task.choices)
+            logprobs, completion = yield Score(prompt, tuple(self.task.choices))
             return int(np.argmax(logprobs)), completion, ""
         completion, first_error = None, ""
         # An unreadable answer is retried once, sampled (a greedy retry would repeat it), then
         # replaced by the task's neutral fallback; both are recorded in the trace's fault column.
         for attempt, temp in enumerate((temperature, max(temperature, SAMPLE_TEMPERATURE))):
-            completion = self.backend.complete(
+            completion = yield Generate(
                 prompt,
                 max_tokens=self.task.max_tokens(horizon),
                 grammar=self.task.grammar(horizon),
@@ -291,10 +296,16 @@ class Recurrence:
         value, rule = self.task.fallback(observation, horizon)
         return value, completion, f"unreadable prediction twice ({first_error}): {rule}"
 
-    def answer(self, state: State, observation: Any, horizon: int = 1) -> tuple[Any, str]:
-        """The model's raw answer with ``state`` (before the guard), and "" or its fault."""
+    def _answer(
+        self, prompt: str, observation: Any, horizon: int, *, temperature: float, seed: int
+    ) -> tuple[Any, Completion, str]:
+        gen = self._answer_gen(prompt, observation, horizon, temperature=temperature, seed=seed)
+        return lockstep.run(self.backend, [gen])[0][0]
+
+    def answer_gen(self, state: State, observation: Any, horizon: int = 1) -> Step:
+        """Generator form of :meth:`answer` (for ``lockstep.run``)."""
         msgs, _, observation = self.messages(state, observation, horizon)
-        value, _, fault = self._answer(
+        value, _, fault = yield from self._answer_gen(
             self.backend.render(msgs),
             observation,
             horizon,
@@ -302,6 +313,16 @@ class Recurrence:
             seed=self.config.seed + state.steps,
         )
         return value, fault
+
+    def answer(self, state: State, observation: Any, horizon: int = 1) -> tuple[Any, str]:
+        """The model's raw answer with ``state`` (before the guard), and "" or its fault."""
+        return lockstep.run(self.backend, [self.answer_gen(state, observation, horizon)])[0][0]
+
+    def predict_gen(self, state: State, observation: Any, horizon: int = 1) -> Step:
+        """Generator form of :meth:`predict` (for ``lockstep.run``)."""
+        value, fault = yield from self.answer_gen(state, observation, horizon)
+        prediction, _, guarded = self.task.settle(value, observation, state.record)
+        return prediction, "; ".join(f for f in (fault, guarded) if f)
 
     def predict(self, state: State, observation: Any, horizon: int = 1) -> tuple[Any, str]:
         """Predict ``horizon`` steps ahead with the current state, in one generation.
@@ -312,19 +333,33 @@ class Recurrence:
             The task's prediction (the answer through the task's guard) and "" or what went
             wrong.
         """
-        value, fault = self.answer(state, observation, horizon)
-        prediction, _, guarded = self.task.settle(value, observation, state.record)
-        return prediction, "; ".join(f for f in (fault, guarded) if f)
+        return lockstep.run(self.backend, [self.predict_gen(state, observation, horizon)])[0][0]
 
-    def probabilities(self, state: State, observation: Any) -> np.ndarray:
-        """Probability of each of the task's choices, scored from the model's logits.
-
-        The prompt is evaluated once; each choice then costs only its own tokens.
-        """
+    def probabilities_gen(self, state: State, observation: Any) -> Step:
+        """Generator form of :meth:`probabilities` (for ``lockstep.run``)."""
         msgs, _, _ = self.messages(state, observation, 1)
-        logprobs, _ = self.backend.score(self.backend.render(msgs), self.task.choices)
+        logprobs, _ = yield Score(self.backend.render(msgs), tuple(self.task.choices))
         weights = np.exp(logprobs - np.max(logprobs))
         return weights / weights.sum()
+
+    def probabilities(
+        self, state: State, observations: Sequence[Any], batch: int = 16
+    ) -> np.ndarray:
+        """Probability of each of the task's choices for each observation, from the logits.
+
+        Each prompt is evaluated once; each choice then costs only its own tokens. Up to
+        ``batch`` rows are scored side by side when the backend can (``score_batch``; 1 scores
+        row by row on the main context).
+
+        Returns
+        -------
+        ndarray of shape (len(observations), len(choices))
+        """
+        rows = []
+        for at in range(0, len(observations), batch):
+            gens = [self.probabilities_gen(state, o) for o in observations[at : at + batch]]
+            rows += [value for value, _ in lockstep.run(self.backend, gens)]
+        return np.vstack(rows)
 
     def sample(self, state: State, observation: Any, horizon: int, n: int) -> np.ndarray:
         """Draw ``n`` seeded samples of the prediction; the prompt is evaluated once.
@@ -364,11 +399,11 @@ class Recurrence:
             draws.append(self.task.settle(value, observation, state.record)[0])
         return np.asarray(draws, dtype=float)
 
-    def _text(
+    def _text_gen(
         self, msgs: list[Message], primer: str, max_tokens: int, seed: int, stop: tuple = ()
-    ) -> Completion:
+    ) -> Step:
         """A free-text answer that starts with ``primer``; the returned text includes it."""
-        done = self.backend.complete(
+        done = yield Generate(
             self.backend.render(msgs) + primer,
             max_tokens=max_tokens,
             temperature=self.config.temperature,
@@ -380,7 +415,7 @@ class Recurrence:
         return replace(done, text=primer + done.text)
 
     # -- phases 2 and 3 --------------------------------------------------------------------
-    def _reflect(
+    def _reflect_gen(
         self,
         state: State,
         observation: Any,
@@ -388,7 +423,7 @@ class Recurrence:
         outcome: str,
         record: tuple,
         seed: int,
-    ) -> tuple[list[Message], Completion, str, list[str]]:
+    ) -> Step:
         """Phase 2: the reflection e(t) on the answer, grounded in the record's facts.
 
         Its own conversation (``prompts.REFLECT_SYSTEM``): the memory without its Rules, the
@@ -427,7 +462,9 @@ class Recurrence:
                 "tokens with its answer): raise context_tokens, or lower window or memory_words."
             )
         primer = prompts.REFLECT_PRIMER.format(**words)
-        reflection = self._text(msgs, primer, cfg.feedback_tokens, seed, stop=("\n",))
+        reflection = yield from self._text_gen(
+            msgs, primer, cfg.feedback_tokens, seed, stop=("\n",)
+        )
         note = mem.clean(reflection.text.removeprefix(prompts.REFLECT_LABEL))
         faults = []
         if not reflection.text[len(primer) :].strip():
@@ -436,9 +473,7 @@ class Recurrence:
         feedback = f"{outcome} {note}".strip() if cfg.feedback == "truth" else note
         return msgs + [Message("assistant", reflection.text)], reflection, feedback, faults
 
-    def _rewrite(
-        self, msgs: list[Message], memory: str, seed: int
-    ) -> tuple[str, list[Completion], list[str]]:
+    def _rewrite_gen(self, msgs: list[Message], memory: str, seed: int) -> Step:
         """Phase 3: h(t) from h(t-1) and the step, one section at a time, then validated.
 
         Continues the reflection's conversation, where the old memory stands without its Rules:
@@ -459,7 +494,7 @@ class Recurrence:
         for name in mem.SECTIONS:
             primer = prompts.REWRITE_PRIMERS[name].format(**words)
             rules = name == mem.SECTIONS[-1]
-            done = self.backend.complete(
+            done = yield Generate(
                 prompt + primer,
                 max_tokens=cfg.section_tokens,
                 grammar=self.task.rule_grammar() if rules else None,
@@ -501,7 +536,8 @@ class Recurrence:
         """Each step's answer with the memory it had, against the answer with ``initial``.
 
         Everything else in the prompt is the same (the observation, the record and so the
-        guard's weight), so a difference is the memory's doing. One model call per step.
+        guard's weight), so a difference is the memory's doing. One model call per step; the
+        steps are independent, so they are answered side by side (``lockstep``).
 
         Parameters
         ----------
@@ -514,16 +550,27 @@ class Recurrence:
         -------
         list of dict
             One per step: ``step, index, answer, answer_initial, prediction,
-            prediction_initial, truth, error, error_initial, changed``.
+            prediction_initial, truth, error, error_initial, error_answer,
+            error_answer_initial, changed``. ``error`` is the forecast's (after the guard's
+            learned weight, which is the same for both: it comes from the record);
+            ``error_answer`` is the answer's at full weight (the guard's bound only), so a
+            memory that improves what the model says shows even while the guard trusts it
+            little.
         """
+        blanks = [replace(r.state, memory=initial.memory, entries=initial.entries) for r in steps]
+        gens = [self.answer_gen(b, r.observation, 1) for b, r in zip(blanks, steps)]
+        answers = [value[0] for value, _ in lockstep.run(self.backend, gens)]
+        # the answers themselves, at full weight (the guard's bound, not its learned weight):
+        # whether the memory improved what the model says, trusted or not
+        full = replace(self.task, weight=1.0) if hasattr(self.task, "weight") else self.task
         rows = []
-        for replay in steps:
+        for replay, again in zip(steps, answers):
             state, observation, truth, record = replay
-            blank = replace(state, memory=initial.memory, entries=initial.entries)
             answer = record.raw_answer
-            again, _ = self.answer(blank, observation, 1)
             prediction = self.task.settle(answer, observation, state.record)[0]
             before = self.task.settle(again, observation, state.record)[0]
+            said = full.settle(answer, observation, state.record)[0]
+            said_initial = full.settle(again, observation, state.record)[0]
             rows.append(
                 {
                     "step": record.step,
@@ -535,6 +582,8 @@ class Recurrence:
                     "truth": self.task.trace_text(truth),
                     "error": self.task.error(prediction, truth),
                     "error_initial": self.task.error(before, truth),
+                    "error_answer": self.task.error(said, truth),
+                    "error_answer_initial": self.task.error(said_initial, truth),
                     "changed": not np.array_equal(np.asarray(answer), np.asarray(again)),
                 }
             )
@@ -545,6 +594,15 @@ class Recurrence:
         self, state: State, observation: Any, truth: Any = None, index: object = None
     ) -> tuple[State, StepRecord]:
         """Run the three phases on one observation and return the new state and its record.
+
+        The batch of one of :func:`step_many`; see :meth:`step_gen` for the parameters.
+        """
+        return step_many([(self, state, observation, truth, index)])[0]
+
+    def step_gen(
+        self, state: State, observation: Any, truth: Any = None, index: object = None
+    ) -> Step:
+        """One recurrent step as a generator of model calls (see ``lockstep``).
 
         Parameters
         ----------
@@ -566,7 +624,7 @@ class Recurrence:
 
         # 1. predict with the memory
         msgs, entries, observation = self.messages(state, observation, 1)
-        answer, call, fault = self._answer(
+        answer, call, fault = yield from self._answer_gen(
             self.backend.render(msgs), observation, 1, temperature=cfg.temperature, seed=seed
         )
         prediction, weight, guarded = self.task.settle(answer, observation, state.record)
@@ -580,14 +638,14 @@ class Recurrence:
         # 2. reflect on the error (truth) or judge the answer (no truth)
         feedback, memory = outcome, state.memory
         if self._reflects():
-            talk, reflection, feedback, more = self._reflect(
+            talk, reflection, feedback, more = yield from self._reflect_gen(
                 state, observation, answer, outcome, record, seed
             )
             calls.append(reflection)
             faults += more
             # 3. rewrite the bounded memory
             if self.plan.rewrite:
-                memory, rewrites, more = self._rewrite(talk, state.memory, seed)
+                memory, rewrites, more = yield from self._rewrite_gen(talk, state.memory, seed)
                 calls += rewrites
                 faults += more
 
@@ -616,3 +674,27 @@ class Recurrence:
             raw_answer=answer,
         )
         return new_state, step_record
+
+
+def step_many(items: Sequence[tuple[Recurrence, State, Any, Any, object]]) -> list:
+    """One step for each item, every phase's model calls served together (``lockstep``).
+
+    Parameters
+    ----------
+    items : sequence of (Recurrence, State, observation, truth, index)
+        One per series; every recurrence must share one backend (one model).
+
+    Returns
+    -------
+    list of (State, StepRecord)
+        In the order of ``items``. With more than one item, a record's ``seconds`` is its share
+        of the model's time (the calls were decoded together).
+    """
+    if not items:
+        return []
+    backend = items[0][0].backend
+    gens = [loop.step_gen(state, obs, truth, index) for loop, state, obs, truth, index in items]
+    done = lockstep.run(backend, gens)
+    if len(items) == 1:
+        return [done[0][0]]
+    return [(state, replace(record, seconds=seconds)) for (state, record), seconds in done]

@@ -131,6 +131,8 @@ EFFECT_COLUMNS = [
     "truth",
     "error",
     "error_initial",
+    "error_answer",
+    "error_answer_initial",
     "changed",
 ]
 
@@ -138,11 +140,12 @@ EFFECT_COLUMNS = [
 def effect_frame(rows: list[dict]) -> pd.DataFrame:
     """Rows of :meth:`Recurrence.memory_effect` as a DataFrame with ``EFFECT_COLUMNS``."""
     frame = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
-    return frame.astype({"error": float, "error_initial": float, "changed": bool})
+    floats = ["error", "error_initial", "error_answer", "error_answer_initial"]
+    return frame.astype({**dict.fromkeys(floats, float), "changed": bool})
 
 
 def effect_summary(effect: pd.DataFrame, after: int = 5) -> dict[str, float]:
-    """The memory's effect in five numbers, from an estimator's ``memory_effect()``.
+    """The memory's effect in a few numbers, from an estimator's ``memory_effect()``.
 
     Parameters
     ----------
@@ -155,19 +158,30 @@ def effect_summary(effect: pd.DataFrame, after: int = 5) -> dict[str, float]:
     -------
     dict
         ``steps`` counted; ``changed``: the share of them whose answer the memory changed;
-        ``error`` and ``error_initial``: the mean error with the memory and with the initial
-        memory; ``better`` and ``worse``: how many changed answers had a smaller / larger error
-        than the answer with the initial memory.
+        ``error`` and ``error_initial``: the forecast's mean error with the memory and with
+        the initial memory; ``better`` and ``worse``: how many changed answers gave a smaller /
+        larger forecast error. ``error_answer``, ``error_answer_initial``, ``better_answers``
+        and ``worse_answers``: the same for the answers at full weight (before the guard's
+        learned weight), which says whether the memory improved what the model says.
     """
     rows = effect[effect["step"] >= effect["step"].min() + after] if len(effect) else effect
+
+    def mean(column: str) -> float:
+        return float(rows[column].mean()) if len(rows) else float("nan")
+
     diff = rows["error"] - rows["error_initial"]
+    said = rows["error_answer"] - rows["error_answer_initial"]
     return {
         "steps": int(len(rows)),
         "changed": float(rows["changed"].mean()) if len(rows) else float("nan"),
-        "error": float(rows["error"].mean()) if len(rows) else float("nan"),
-        "error_initial": float(rows["error_initial"].mean()) if len(rows) else float("nan"),
+        "error": mean("error"),
+        "error_initial": mean("error_initial"),
         "better": int((rows["changed"] & (diff < 0)).sum()),
         "worse": int((rows["changed"] & (diff > 0)).sum()),
+        "error_answer": mean("error_answer"),
+        "error_answer_initial": mean("error_answer_initial"),
+        "better_answers": int((rows["changed"] & (said < 0)).sum()),
+        "worse_answers": int((rows["changed"] & (said > 0)).sum()),
     }
 
 

@@ -68,6 +68,15 @@ PRIVATE_API: dict[str, dict[str, tuple[str, ...]]] = {
         "add_top_p": ("p", "min_keep"),
         "add_min_p": ("p", "min_keep"),
         "add_temp": ("temp",),
+        "add_typical": ("p", "min_keep"),
+        "add_penalties": (
+            "n_vocab",
+            "penalty_last_n",
+            "penalty_repeat",
+            "penalty_freq",
+            "penalty_present",
+        ),
+        "add_greedy": (),
         "add_dist": ("seed",),
         "sample": ("ctx", "idx"),
         "close": (),
@@ -273,14 +282,16 @@ class SideContext:
         Most sequences.
     """
 
-    def __init__(self, llama: Any, *, n_ctx: int, n_seq_max: int) -> None:
+    def __init__(self, llama: Any, *, n_ctx: int, n_seq_max: int, unified: bool = True) -> None:
         import llama_cpp
 
         internals = _internals()
         params = llama_cpp.llama_context_params.from_buffer_copy(llama.context_params)
         params.n_ctx = n_ctx
         params.n_seq_max = n_seq_max
-        params.kv_unified = True  # the prompt's cells are shared, not copied, per sequence
+        # unified: the prompt's cells are shared, not copied, per sequence (complete_many);
+        # else each sequence has n_ctx / n_seq_max cells of its own and attends to those only
+        params.kv_unified = unified
         self._llama = llama
         self._ctx = internals.LlamaContext(model=llama._model, params=params, verbose=False)
         self.n_seq_max = n_seq_max
@@ -322,18 +333,64 @@ class SideContext:
         list of int
             The batch row holding each entry's logits, in the order given.
         """
+        return self.decode([(token, position, seq, True) for token, position, seq in steps])
+
+    def decode(self, entries: Sequence[tuple[int, int, int, bool]]) -> list[int]:
+        """Decode ``(token, position, sequence, wants_logits)`` entries in one batch.
+
+        At most ``batch_size`` entries. Returns the rows of the entries that want logits (the
+        logits stay readable until the next decode).
+        """
         self._batch.reset()
         raw = self._batch.batch
-        for row, (token, position, seq) in enumerate(steps):
+        rows = []
+        for row, (token, position, seq, logits) in enumerate(entries):
             raw.token[row], raw.pos[row] = token, position
-            raw.seq_id[row][0], raw.n_seq_id[row], raw.logits[row] = seq, 1, True
-        raw.n_tokens = len(steps)
+            raw.seq_id[row][0], raw.n_seq_id[row], raw.logits[row] = seq, 1, logits
+            if logits:
+                rows.append(row)
+        raw.n_tokens = len(entries)
         self._ctx.decode(self._batch)
-        return list(range(len(steps)))
+        return rows
 
-    def sampler(self, grammar: Any, temperature: float, seed: int) -> _Sampler:
-        """A sampler chain on this context: llama-cpp-python's own for one completion."""
-        return _Sampler(self, grammar, temperature, seed)
+    @property
+    def batch_size(self) -> int:
+        """Most entries one :meth:`decode` takes."""
+        return max(self._n_batch, self.n_seq_max)
+
+    def logits(self, row: int) -> np.ndarray:
+        """The logits in batch row ``row`` of the last decode (a view of llama.cpp's buffer)."""
+        pointer = self._ctx.get_logits_ith(row)
+        return np.ctypeslib.as_array(pointer, shape=(self._llama.n_vocab(),))
+
+    def keep(self, seq: int, count: int) -> bool:
+        """Drop sequence ``seq``'s cells from position ``count`` on; False if it cannot."""
+        import llama_cpp
+
+        return bool(llama_cpp.llama_memory_seq_rm(self._ctx.memory, seq, count, -1))
+
+    def clear(self) -> None:
+        """Drop every sequence's cells."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_clear(self._ctx.memory, True)
+
+    def sampler(
+        self,
+        grammar: Any,
+        temperature: float,
+        seed: int,
+        *,
+        repeat_penalty: float | None = None,
+    ) -> _Sampler:
+        """A sampler chain on this context.
+
+        Without ``repeat_penalty``: grammar, top-k 40, top-p, min-p, temperature, a seeded
+        draw (``complete_many``'s samples). With it: the chain ``Llama.create_completion``
+        builds (penalties over the last 64 generated tokens, grammar, then greedy at
+        temperature 0, else top-k 40, typical 1.0, top-p 0.95, min-p 0.05, temperature, draw).
+        """
+        return _Sampler(self, grammar, temperature, seed, repeat_penalty)
 
     def is_end(self, token: int) -> bool:
         """Whether ``token`` ends generation (end of sequence, end of turn)."""
@@ -350,12 +407,27 @@ class SideContext:
 class _Sampler:
     """Grammar, top-k 40, top-p 0.95, min-p 0.05, temperature, then a seeded draw."""
 
-    def __init__(self, side: SideContext, grammar: Any, temperature: float, seed: int) -> None:
+    def __init__(
+        self,
+        side: SideContext,
+        grammar: Any,
+        temperature: float,
+        seed: int,
+        repeat_penalty: float | None = None,
+    ) -> None:
         self._ctx = side._ctx
         self._chain = chain = _internals().LlamaSampler()
+        completion = repeat_penalty is not None
+        if completion:  # llama-cpp-python's default last_n_tokens_size is 64
+            chain.add_penalties(side._llama.n_vocab(), 64, repeat_penalty, 0.0, 0.0)
         if grammar is not None:
             chain.add_grammar(side._llama._model, grammar)
+        if completion and temperature == 0:
+            chain.add_greedy()
+            return
         chain.add_top_k(40)
+        if completion:
+            chain.add_typical(1.0, 1)
         chain.add_top_p(0.95, 1)
         chain.add_min_p(0.05, 1)
         chain.add_temp(temperature)

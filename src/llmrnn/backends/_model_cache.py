@@ -91,8 +91,9 @@ def _close_all() -> None:
     fails noisily once its modules are gone); a second context goes before its model."""
     with _CACHE_LOCK:
         for shared in _CACHE.values():
-            if shared.parallel is not None:
-                shared.parallel.close()
+            for side in (shared.parallel, shared.lockstep and shared.lockstep.side):
+                if side is not None:
+                    side.close()
             shared.llama.close()
         _CACHE.clear()
 
@@ -191,6 +192,7 @@ class SharedModel:
     formatter: Any = None
     clean: int = 0  # cache positions below this were evaluated in whole aligned blocks
     parallel: Any = None  # the second context of complete_many, created on first use
+    lockstep: Any = None  # the lanes of complete_batch / score_batch (``_lockstep.Lanes``)
 
 
 def _load(key: tuple) -> SharedModel:

@@ -18,6 +18,9 @@ Why it looks like this:
   ``_BLOCK`` tokens and the previous answer evaluated again per call (``benchmarks/speed.py``).
 - Seeded samples of one prompt (``complete_many``, behind prediction intervals) run side by side
   on a second context (``_parallel``).
+- Different prompts of a lockstep round (``llmrnn.lockstep``: one call per series of a panel,
+  or per row of ``predict_proba``) are decoded together on a third context with one KV sequence
+  per series (``complete_batch``, ``score_batch``; ``_lockstep``).
 - What llama-cpp-python offers only through its private parts goes through ``_llama_private``.
 """
 
@@ -32,6 +35,7 @@ import numpy as np
 
 from ..grammar import validate_gbnf
 from . import _llama_private as private
+from . import _lockstep
 from ._model_cache import (
     SharedModel,
     available_threads,
@@ -267,6 +271,78 @@ class LlamaCppBackend:
                     done = [replace(c, prompt_tokens=0, cached_tokens=len(tokens)) for c in done]
                 completions += done
         return completions
+
+    def begin_batch(self) -> None:
+        """A lockstep run starts: empty the lanes of :meth:`complete_batch`."""
+        shared = self._shared
+        with shared.lock:
+            _lockstep.begin(shared)
+
+    def _checked_tokens(self, prompt: str, room: int) -> list[int]:
+        tokens = self._tokens(prompt)
+        if len(tokens) + room >= self.n_ctx:
+            raise BackendError(
+                f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}: "
+                "raise context_tokens, or lower window or memory_words."
+            )
+        return tokens
+
+    def complete_batch(
+        self, calls: Sequence[Any], keys: Sequence[Any] | None = None
+    ) -> list[Completion]:
+        """Continuations of different prompts (``lockstep.Generate`` calls), decoded together.
+
+        Each call runs on its own KV sequence (its lane, chosen by its key), with the sampler
+        chain, stop strings and ``halt`` of :meth:`complete`. ``keys`` name the callers (one
+        per call, default their positions): a caller's next prompt reuses what its lane holds.
+
+        Raises
+        ------
+        BackendError
+            If a prompt does not fit the context or llama.cpp fails.
+        """
+        shared = self._shared
+        keys = list(range(len(calls))) if keys is None else list(keys)
+        grammars = [self._grammar(c.grammar) if c.grammar else None for c in calls]
+        with shared.lock:
+            prompts = [self._checked_tokens(c.prompt, 1) for c in calls]
+            try:
+                return _lockstep.complete_batch(shared, calls, keys, prompts, grammars, self.n_ctx)
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"llama.cpp could not decode the batch: {exc}") from exc
+
+    def score_batch(
+        self, calls: Sequence[Any], keys: Sequence[Any] | None = None
+    ) -> list[tuple[np.ndarray, Completion]]:
+        """:meth:`score` for several prompts (``lockstep.Score`` calls), decoded together.
+
+        Every call must offer the same number of options (a classifier's classes).
+        """
+        if len({len(c.options) for c in calls}) != 1 or not calls[0].options:
+            raise ValueError("score_batch needs the same, non-zero number of options per call")
+        shared = self._shared
+        keys = list(range(len(calls))) if keys is None else list(keys)
+        with shared.lock:
+            llama = shared.llama
+            ends = [llama.token_eos()] if shared.formatter is not None else self._plain_end(llama)
+            options = [
+                [
+                    llama.tokenize(o.encode("utf-8"), add_bos=False, special=False) + ends
+                    for o in c.options
+                ]
+                for c in calls
+            ]
+            prompts = [
+                self._checked_tokens(c.prompt, max(map(len, o))) for c, o in zip(calls, options)
+            ]
+            try:
+                done = _lockstep.score_batch(shared, keys, prompts, options, self.n_ctx)
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"llama.cpp could not score the batch: {exc}") from exc
+        return [
+            (logprobs, replace(c, text=call.options[int(np.argmax(logprobs))]))
+            for call, (logprobs, c) in zip(calls, done)
+        ]
 
     def score(self, prompt: str, options: Sequence[str]) -> tuple[np.ndarray, Completion]:
         """Log-probability of each option as the whole answer, from the model's own logits.

@@ -17,7 +17,8 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
+from typing import Any
 
 import numpy as np
 
@@ -107,3 +108,19 @@ class StandInBackend:
             seconds=time.perf_counter() - start,
             truncated=truncated,
         )
+
+    def begin_batch(self) -> None:
+        """A lockstep run starts (nothing to reset: the stand-in holds no cache)."""
+
+    def complete_batch(
+        self, calls: Sequence[Any], keys: Sequence[Any] | None = None
+    ) -> list[Completion]:
+        """Several continuations (``lockstep.Generate`` calls), one after another: the stand-in
+        has nothing to gain from batching, but the recurrence's batched path runs on it."""
+        return [self.complete(**asdict(call)) for call in calls]
+
+    def score_batch(
+        self, calls: Sequence[Any], keys: Sequence[Any] | None = None
+    ) -> list[tuple[np.ndarray, Completion]]:
+        """Several ``lockstep.Score`` calls, one after another (see :meth:`complete_batch`)."""
+        return [self.score(call.prompt, call.options) for call in calls]

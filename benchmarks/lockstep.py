@@ -1,0 +1,223 @@
+"""Many series at once: a panel stepped in lockstep against the same panel one series at a time.
+
+Usage::
+
+    python benchmarks/lockstep.py panel --series 16 --steps 20   # the issue's goal, slow
+    python benchmarks/lockstep.py panel --series 8 --steps 4     # a quick look
+    python benchmarks/lockstep.py scaling --sizes 1,4,16,64      # s/series-step by batch size
+    python benchmarks/lockstep.py proba --rows 200               # classifier predict_proba
+
+``panel`` fits ``LLMRNNForecaster`` on a panel (pd-multiindex) with ``batch_size=1`` (one
+series at a time, the old broadcast's cost) and with ``batch_size=N`` (every series in one
+lockstep batch), in one process one after the other, then updates both with the same test
+points; it prints the wall time of each, their ratio, the MAE of each, and how many answers
+differ (llama.cpp's arithmetic depends slightly on how tokens share a batch). ``scaling``
+prints seconds per series-step and tokens per second for several batch sizes. ``proba`` times
+``predict_proba`` over many rows batched against row by row. Figures go to
+``benchmarks/results/lockstep.md`` (appended, with the command) and the console.
+
+The series: windows of sktime's airline data and other monthly series from sktime's loaders,
+each rescaled by its own level, so every series of the panel is different.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "lockstep.md"
+
+
+def quiet() -> None:
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def panel(n: int, length: int) -> pd.DataFrame:
+    """``n`` different monthly series of ``length`` points as a pd-multiindex frame."""
+    from sktime.datasets import load_airline
+
+    y = load_airline().to_numpy(dtype=float)
+    frames = []
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        start = (7 * i) % (len(y) - length)
+        values = y[start : start + length] * (0.5 + rng.random()) + 10 * i
+        index = pd.MultiIndex.from_product(
+            [[f"s{i:03d}"], pd.period_range("2000-01", periods=length, freq="M")],
+            names=["series", "time"],
+        )
+        frames.append(pd.DataFrame({"y": values}, index=index))
+    return pd.concat(frames)
+
+
+def forecaster(batch_size: int, fit_steps: int, model: str | None):
+    from llmrnn import LLMRNNForecaster
+
+    return LLMRNNForecaster(
+        model=model,
+        window=12,
+        fit_steps=fit_steps,
+        memory_words=60,
+        batch_size=batch_size,
+    )
+
+
+def run_panel(y: pd.DataFrame, steps: int, fit_steps: int, batch_size: int, model) -> dict:
+    """Fit on all but the last ``steps`` points of each series, then update with them."""
+    times = y.index.get_level_values(-1).unique().sort_values()
+    train = y[y.index.get_level_values(-1).isin(times[:-steps])]
+    test = y[y.index.get_level_values(-1).isin(times[-steps:])]
+    f = forecaster(batch_size, fit_steps, model)
+    start = time.perf_counter()
+    f.fit(train)
+    f.update(test)
+    seconds = time.perf_counter() - start
+    trace = f.get_trace()
+    scored = trace.groupby("series").tail(steps)
+    tokens = trace[["prompt_tokens", "cached_tokens", "generated_tokens"]].sum()
+    return {
+        "seconds": seconds,
+        "mae": float(scored["error"].mean()),
+        "answers": trace["answer"].tolist(),
+        "memories": f.memory_.tolist(),
+        "series_steps": len(trace),
+        "tokens": tokens.to_dict(),
+    }
+
+
+def machine() -> str:
+    from llmrnn.backends.llama_cpp import available_threads, gpu_offload_supported
+
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, {available_threads()} threads used; "
+        f"GPU offload: {gpu_offload_supported()}"
+    )
+
+
+def write(lines: list[str]) -> None:
+    text = "\n".join(lines) + "\n"
+    print(text)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with OUT.open("a") as handle:
+        handle.write(text + "\n")
+
+
+def cmd_panel(args: argparse.Namespace) -> None:
+    quiet()
+    y = panel(args.series, args.length)
+    one = run_panel(y, args.steps, args.fit_steps, 1, args.model)
+    lock = run_panel(y, args.steps, args.fit_steps, args.series, args.model)
+    differ = sum(a != b for a, b in zip(one["answers"], lock["answers"]))
+    total = one["series_steps"]
+    write(
+        [
+            f"## panel: {args.series} series x ({args.fit_steps} fit + {args.steps} update) steps",
+            "",
+            f"Command: `python benchmarks/lockstep.py panel --series {args.series} "
+            f"--steps {args.steps} --fit-steps {args.fit_steps}`; machine: {machine()}; "
+            f"model: {args.model or 'embedded'}.",
+            "",
+            "| run | seconds | s/series-step | MAE (update steps) |",
+            "|---|---|---|---|",
+            f"| one series at a time (batch_size=1) | {one['seconds']:.1f} | "
+            f"{one['seconds'] / total:.2f} | {one['mae']:.3f} |",
+            f"| lockstep (batch_size={args.series}) | {lock['seconds']:.1f} | "
+            f"{lock['seconds'] / total:.2f} | {lock['mae']:.3f} |",
+            "",
+            f"Speed-up: {one['seconds'] / lock['seconds']:.2f}x (goal >= 2x); MAE ratio "
+            f"lockstep / one at a time: {lock['mae'] / one['mae']:.3f} (goal within 2%); "
+            f"answers that differ: {differ} of {total}; memories that differ at the end: "
+            f"{sum(a != b for a, b in zip(one['memories'], lock['memories']))} of {args.series}.",
+        ]
+    )
+
+
+def cmd_scaling(args: argparse.Namespace) -> None:
+    quiet()
+    rows = [
+        f"## scaling: {args.steps} update steps after {args.fit_steps} fit steps",
+        "",
+        f"Command: `python benchmarks/lockstep.py scaling --sizes {args.sizes}`; machine: "
+        f"{machine()}; model: {args.model or 'embedded'}.",
+        "",
+        "| series per batch | seconds | s/series-step | tokens/s (evaluated + generated) |",
+        "|---|---|---|---|",
+    ]
+    for size in [int(s) for s in args.sizes.split(",")]:
+        y = panel(size, args.length)
+        got = run_panel(y, args.steps, args.fit_steps, size, args.model)
+        tok = got["tokens"]["prompt_tokens"] + got["tokens"]["generated_tokens"]
+        rows.append(
+            f"| {size} | {got['seconds']:.1f} | {got['seconds'] / got['series_steps']:.2f} | "
+            f"{tok / got['seconds']:.0f} |"
+        )
+        print(rows[-1], flush=True)
+    write(rows)
+
+
+def cmd_proba(args: argparse.Namespace) -> None:
+    quiet()
+    from llmrnn import LLMRNNClassifier
+    from llmrnn.datasets import updown_task
+
+    X, y = updown_task()
+    clf = LLMRNNClassifier(model=args.model, memory_words=40, fit_steps=4)
+    clf.fit(X[:6], y[:6])
+    rows = pd.concat([X.iloc[12:]] * (1 + args.rows // len(X))).iloc[: args.rows]
+    start = time.perf_counter()
+    batched = clf.predict_proba(rows)  # 16 rows side by side per lockstep round
+    t_batch = time.perf_counter() - start
+    start = time.perf_counter()
+    # the same prompts, scored one at a time on the main context
+    single = clf._loop().probabilities(
+        clf._loop_state, list(clf._validate(rows, reset=False)), batch=1
+    )
+    t_one = time.perf_counter() - start
+    diff = float(np.abs(batched - single).max())
+    write(
+        [
+            f"## predict_proba over {args.rows} rows",
+            "",
+            f"Command: `python benchmarks/lockstep.py proba --rows {args.rows}`; machine: "
+            f"{machine()}; model: {args.model or 'embedded'}.",
+            "",
+            f"Row by row {t_one:.1f} s, batched {t_batch:.1f} s: {t_one / t_batch:.2f}x "
+            f"(goal >= 2x); largest probability difference {diff:.2e} (goal <= 1e-3).",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("panel")
+    p.add_argument("--series", type=int, default=16)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--fit-steps", type=int, default=2)
+    p.add_argument("--length", type=int, default=48)
+    p.add_argument("--model", default=None)
+    s = sub.add_parser("scaling")
+    s.add_argument("--sizes", default="1,4,16,64")
+    s.add_argument("--steps", type=int, default=2)
+    s.add_argument("--fit-steps", type=int, default=1)
+    s.add_argument("--length", type=int, default=40)
+    s.add_argument("--model", default=None)
+    r = sub.add_parser("proba")
+    r.add_argument("--rows", type=int, default=200)
+    r.add_argument("--model", default=None)
+    args = parser.parse_args(argv)
+    {"panel": cmd_panel, "scaling": cmd_scaling, "proba": cmd_proba}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Different prompts decoded together, one llama.cpp sequence per lane (``complete_batch``).
+
+``llmrnn.lockstep`` steps many recurrences side by side; each round of its calls comes here at
+once. The calls run on a second context of the shared model (``_llama_private.SideContext``)
+with one KV sequence per lane, a lane per caller (the ``keys`` the driver gives: one per
+series), so a series' next prompt reuses what its lane already holds (the reflection's
+conversation for the three section rewrites, for example). Each round:
+
+1. every call's prompt but its last token is evaluated, the tokens of all lanes packed into
+   batches of up to ``n_batch`` (only what a lane does not hold yet);
+2. the last tokens of every prompt are decoded together, one batch;
+3. generation: each decode advances every unfinished call by one token, each call with its own
+   sampler chain (penalties, grammar, greedy or seeded draw: what ``create_completion`` builds),
+   its own stop strings, end-of-generation tokens and ``halt`` check.
+
+The driver calls :func:`begin` at the start of every lockstep run, which empties the lanes, so
+a run's results depend on its own calls only: the same data gives the same text run after run.
+llama.cpp's arithmetic depends slightly on how tokens share a batch, so a lane's text may differ
+in rare tokens from the same prompt run alone on the main context (``benchmarks/lockstep.py``
+counts how often).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._llama_private import SideContext
+from ._model_cache import SharedModel
+from .base import Completion, log_softmax
+
+__all__ = ["Lanes", "begin", "complete_batch", "score_batch"]
+
+
+@dataclass
+class Lanes:
+    """The lockstep context of a shared model and what each lane's KV sequence holds."""
+
+    side: SideContext
+    held: list[list[int]]
+    cells: int  # KV cells of each lane
+    owner: dict[Hashable, int] = field(default_factory=dict)
+
+    def lane(self, key: Hashable) -> int:
+        """The lane of ``key``: its own, else a free one."""
+        if key not in self.owner:
+            used = set(self.owner.values())
+            self.owner[key] = next(i for i in range(len(self.held)) if i not in used)
+        return self.owner[key]
+
+
+def begin(shared: SharedModel) -> None:
+    """Empty every lane: a lockstep run starts from nothing (the caller holds the lock)."""
+    lanes = shared.lockstep
+    if lanes is not None:
+        lanes.side.clear()
+        lanes.held = [[] for _ in lanes.held]
+        lanes.owner.clear()
+
+
+def _lanes(shared: SharedModel, keys: Sequence[Hashable], longest: int, limit: int) -> Lanes:
+    """The shared model's lockstep context, (re)created when it lacks lanes or cells.
+
+    Each lane has cells of its own (llama.cpp's per-sequence KV streams), so a token attends
+    to its own series' cells only; ``longest`` is the most cells one call needs, ``limit``
+    the most a lane may get (the backend's context size).
+    """
+    lanes = shared.lockstep
+    count = len((set(lanes.owner) if lanes is not None else set()) | set(keys))
+    if lanes is None or count > lanes.side.n_seq_max or longest > lanes.cells:
+        if lanes is not None:
+            lanes.side.close()
+        count = max(count, len(keys))
+        cells = min(limit, -(-longest * 5 // 4 // 256) * 256)  # room to grow, in llama's pads
+        side = SideContext(shared.llama, n_ctx=count * cells, n_seq_max=count, unified=False)
+        lanes = shared.lockstep = Lanes(side, [[] for _ in range(count)], cells=cells)
+    return lanes
+
+
+def _prefill(lanes: Lanes, lane_of: list[int], prompts: list[list[int]]) -> list[int]:
+    """Evaluate every prompt but its last token on its lane; return the tokens each reused."""
+    side, reused = lanes.side, []
+    for lane, tokens in zip(lane_of, prompts):
+        held = lanes.held[lane]
+        start = 0
+        for a, b in zip(held, tokens[:-1]):
+            if a != b:
+                break
+            start += 1
+        if not side.keep(lane, start):  # a recurrent model's cache: start the lane again
+            side.keep(lane, 0)
+            start = 0
+        lanes.held[lane] = list(tokens[:start])
+        reused.append(start)
+        # one lane per decode: llama.cpp splits a batch of several sequences on separate KV
+        # streams into small equal parts: 9.2 s instead of 6.3 s for 8 prompts here
+        entries = [(tokens[p], p, lane, False) for p in range(start, len(tokens) - 1)]
+        width = side.batch_size
+        for at in range(0, len(entries), width):
+            side.decode(entries[at : at + width])
+    for lane, tokens in zip(lane_of, prompts):
+        lanes.held[lane] = list(tokens[:-1])
+    return reused
+
+
+def _last_rows(lanes: Lanes, lane_of: list[int], prompts: list[list[int]]) -> list[int]:
+    """Decode every prompt's last token together; return the row of each one's logits."""
+    rows = lanes.side.decode(
+        [(tokens[-1], len(tokens) - 1, lane, True) for lane, tokens in zip(lane_of, prompts)]
+    )
+    for lane, tokens in zip(lane_of, prompts):
+        lanes.held[lane].append(tokens[-1])
+    return rows
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str | None:
+    """``text`` up to its earliest stop string, or None when it holds none."""
+    found = [text.index(s) for s in stop if s and s in text]
+    return text[: min(found)] if found else None
+
+
+def complete_batch(
+    shared: SharedModel,
+    calls: Sequence[Any],
+    keys: Sequence[Hashable],
+    prompts: list[list[int]],
+    grammars: list[Any],
+    limit: int,
+) -> list[Completion]:
+    """Every call's continuation, decoded together (the caller holds the model's lock).
+
+    Parameters
+    ----------
+    shared : SharedModel
+        The model.
+    calls : sequence of llmrnn.lockstep.Generate
+        The calls: their ``max_tokens``, ``temperature``, ``seed``, ``stop``,
+        ``repeat_penalty`` and ``halt``.
+    keys : sequence of hashable
+        One per call: the caller it serves (a lane each).
+    prompts : list of list of int
+        Each call's prompt, tokenized.
+    grammars : list
+        Each call's compiled grammar, or None.
+    limit : int
+        Most KV cells a lane may get (the backend's context size).
+
+    Returns
+    -------
+    list of Completion
+        In the order of ``calls``; ``seconds`` is the round's wall time shared out equally.
+    """
+    llama, n = shared.llama, len(calls)
+    longest = max(len(p) + c.max_tokens for p, c in zip(prompts, calls))
+    lanes = _lanes(shared, keys, longest, limit)
+    lane_of = [lanes.lane(key) for key in keys]
+    side = lanes.side
+    start = time.perf_counter()
+    samplers: list[Any] = []
+    try:
+        reused = _prefill(lanes, lane_of, prompts)
+        rows = _last_rows(lanes, lane_of, prompts)
+        samplers = [
+            side.sampler(g, c.temperature, c.seed, repeat_penalty=c.repeat_penalty)
+            for g, c in zip(grammars, calls)
+        ]
+        outputs: list[list[int]] = [[] for _ in calls]
+        texts = [""] * n
+        finish: list[str | None] = [None] * n
+        for step in range(max(c.max_tokens for c in calls)):
+            for i in range(n):
+                if finish[i] is not None:
+                    continue
+                call = calls[i]
+                if step >= call.max_tokens:
+                    finish[i] = "length"
+                    continue
+                token = samplers[i].sample(rows[i])
+                if side.is_end(token):
+                    finish[i] = "stop"
+                    continue
+                outputs[i].append(token)
+                text = llama.detokenize(outputs[i]).decode("utf-8", errors="ignore")
+                cut = _cut_at_stop(text, call.stop)
+                if cut is not None:
+                    texts[i], finish[i] = cut, "stop"
+                    continue
+                texts[i] = text
+                if call.halt is not None and call.halt(text):
+                    finish[i] = "halt"
+                elif len(outputs[i]) >= call.max_tokens:
+                    finish[i] = "length"
+                elif len(lanes.held[lane_of[i]]) + 1 >= lanes.cells:  # the lane is full
+                    finish[i] = "length"
+            active = [i for i in range(n) if finish[i] is None]
+            if not active:
+                break
+            steps = []
+            for i in active:
+                lane = lane_of[i]
+                steps.append((outputs[i][-1], len(lanes.held[lane]), lane))
+                lanes.held[lane].append(outputs[i][-1])
+            placed = side.advance(steps)
+            for i, row in zip(active, placed):
+                rows[i] = row
+    finally:
+        for sampler in samplers:
+            sampler.close()
+    seconds = (time.perf_counter() - start) / n
+    return [
+        Completion(
+            text=texts[i],
+            prompt_tokens=len(prompts[i]) - reused[i],
+            cached_tokens=reused[i],
+            generated_tokens=len(outputs[i]),
+            seconds=seconds,
+            truncated=finish[i] == "length",
+        )
+        for i in range(n)
+    ]
+
+
+def score_batch(
+    shared: SharedModel,
+    keys: Sequence[Hashable],
+    prompts: list[list[int]],
+    options: list[list[list[int]]],
+    limit: int,
+) -> list[tuple[np.ndarray, Completion]]:
+    """Each prompt's log-probability of each of its options, decoded together.
+
+    ``options[i]`` are prompt ``i``'s options, tokenized with their end token; every prompt
+    has the same number of options. Each option costs one decode per token after its first,
+    the same option of every prompt in one batch.
+    """
+    n = len(prompts)
+    longest = max(len(p) + max(map(len, o)) for p, o in zip(prompts, options))
+    lanes = _lanes(shared, keys, longest, limit)
+    lane_of = [lanes.lane(key) for key in keys]
+    side = lanes.side
+    start = time.perf_counter()
+    reused = _prefill(lanes, lane_of, prompts)
+    rows = _last_rows(lanes, lane_of, prompts)
+    first = [log_softmax(np.array(side.logits(row))) for row in rows]
+    scores = [[f[o[0]] for o in opts] for f, opts in zip(first, options)]
+    evaluated = [len(p) - r for p, r in zip(prompts, reused)]
+    for k in range(len(options[0])):
+        entries, spans = [], []
+        for i in range(n):
+            option, lane, base = options[i][k], lane_of[i], len(prompts[i])
+            side.keep(lane, base)  # the previous option's tokens
+            spans.append((len(entries), option))
+            entries += [(t, base + j, lane, True) for j, t in enumerate(option[:-1])]
+            evaluated[i] += len(option) - 1
+        if not entries:
+            continue
+        got = []
+        width = side.batch_size
+        for at in range(0, len(entries), width):  # rows of one decode only: read as we go
+            chunk = entries[at : at + width]
+            placed = side.decode(chunk)
+            got += [log_softmax(np.array(side.logits(row))) for row in placed]
+        for i, (first_row, option) in enumerate(spans):
+            rows_i = got[first_row : first_row + len(option) - 1]
+            scores[i][k] += float(sum(r[t] for r, t in zip(rows_i, option[1:])))
+    for i in range(n):
+        side.keep(lane_of[i], len(prompts[i]))  # the lane holds the prompt again
+    seconds = (time.perf_counter() - start) / n
+    out = []
+    for i in range(n):
+        logprobs = np.array(scores[i], dtype=float)
+        out.append(
+            (
+                logprobs,
+                Completion(
+                    text="",
+                    prompt_tokens=evaluated[i],
+                    cached_tokens=reused[i],
+                    generated_tokens=0,
+                    seconds=seconds,
+                ),
+            )
+        )
+    return out
