@@ -1,6 +1,6 @@
 """Quickstart: fit, predict, interval, update, and read what the memory learned.
 
-Run with ``python examples/quickstart.py`` (about 25 s on 2 CPU cores, embedded model).
+Run with ``python examples/quickstart.py`` (about a minute on 2 CPU cores, embedded model).
 """
 
 from sktime.datasets import load_airline

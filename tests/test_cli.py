@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import pandas as pd
 import pytest
@@ -15,7 +16,11 @@ from ._hfcache import TINY_FILES, TINY_REPO, add_repo, use_cache
 
 
 def test_demo_backtests_and_says_what_the_memory_changed(tmp_path, capsys):
-    result = run_demo(steps=3, fit_steps=2, window=8, out=tmp_path)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # every warning, each time, as a first run would print
+        result = run_demo(steps=3, fit_steps=2, window=8, out=tmp_path)
+    noise = [w for w in seen if "statsmodels" in w.filename or "sktime" in w.filename]
+    assert not noise, [str(w.message)[:80] for w in noise]  # the baselines' refits stay quiet
     table = result["table"]
     assert list(table.index) == [
         "llmrnn rnn",

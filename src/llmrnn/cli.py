@@ -6,9 +6,12 @@ Library code raises; only here do errors become short messages (exit status 2).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,6 +78,35 @@ def load_series(source: str) -> tuple[pd.Series, str, int]:
     return y.rename(str(numeric.columns[-1])), f"{path.name}: {numeric.columns[-1]}", 1
 
 
+#: Warnings the statistical baselines raise at every refit, which a user cannot act on: sktime's
+#: notice of a future default, and statsmodels' optimizer inside Theta's smoothing.
+_BASELINE_NOISE = (
+    "The default of config ``remember_data``",
+    "Optimization failed to converge",
+)
+
+
+def _quiet_baselines(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``func`` without the baselines' per-refit warnings (a first screen holds only the
+    command's own output)."""
+
+    @functools.wraps(func)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        # Filters alone do not hold: sktime's _suppress_pd22_warning puts a "default" filter for
+        # FutureWarning in front of them on exit. So every warning is caught, and all but the
+        # noise are raised again afterwards.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            result = func(*args, **kwargs)
+        for w in caught:
+            if not str(w.message).startswith(_BASELINE_NOISE):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return result
+
+    return quiet
+
+
+@_quiet_baselines
 def backtest(
     y: pd.Series,
     *,
