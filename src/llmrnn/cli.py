@@ -336,7 +336,9 @@ def _print_demo(result: dict[str, object]) -> None:
         print(
             f"\nwhat the memory changed (rnn, {effect['steps']} steps after the first five): the "
             f"answer differed from the one with the initial memory at {effect['changed']:.0%} "
-            f"of them, better at {effect['better']} and worse at {effect['worse']}."
+            f"of them, better at {effect['better']} and worse at {effect['worse']} as forecasts; "
+            f"its answers at full weight (before the guard's weight) were better at "
+            f"{effect['better_answers']} and worse at {effect['worse_answers']}."
         )
         print(_verdict(table, effect))
     print(f"\nmodel: {result['model']}")
