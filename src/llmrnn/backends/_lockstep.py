@@ -71,6 +71,7 @@ def _lanes(shared: SharedModel, keys: Sequence[Hashable], longest: int, limit: i
     """
     lanes = shared.lockstep
     count = len((set(lanes.owner) if lanes is not None else set()) | set(keys))
+    longest = min(longest, limit)  # a lane never holds more than the context; longer calls stop
     if lanes is None or count > lanes.side.n_seq_max or longest > lanes.cells:
         if lanes is not None:
             lanes.side.close()
