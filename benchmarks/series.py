@@ -7,7 +7,12 @@ Two sets, kept apart on purpose:
   Prompts and defaults may be tuned on these.
 - ``HELD_OUT``: series no prompt or default was chosen on; every accuracy claim is confirmed
   here. (co2, nile, elnino and infl were in a code-only probe of simple bias rules, with no
-  model, before ``tasks.LATELY`` was set; realinv and tbilrate were not looked at at all.)
+  model, before the old mean-of-3 suggestion was set; realinv and tbilrate were not looked at
+  at all.)
+
+- ``FRESH``: added in the sixth session, after the held-out set had been looked at once with
+  a model: the rule the memory is given (``tasks.py``'s facts) was chosen on ``DEV`` by a
+  code-only probe (``benchmarks/rule_probe.py``) and confirmed here and on ``HELD_OUT``.
 
 Each loader returns the series (float, with a PeriodIndex where the data has dates), a one-line
 description for the model's task sentence, and the season length a statistician would use.
@@ -20,7 +25,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-__all__ = ["DEV", "HELD_OUT", "SERIES", "load"]
+__all__ = ["DEV", "FRESH", "HELD_OUT", "SERIES", "load"]
 
 
 def _sktime(loader: str) -> pd.Series:
@@ -67,6 +72,24 @@ def _elnino() -> pd.Series:
     return pd.Series(values, index=index, name="elnino", dtype=float).iloc[-180:]
 
 
+def _elec_equip() -> pd.Series:
+    import statsmodels.datasets.elec_equip as elec_equip
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = elec_equip.load().data
+    series = data.iloc[:, 0].astype(float)
+    series.index = pd.PeriodIndex(data.index, freq="M")
+    return series.rename("elec_equip")
+
+
+def _danish_money() -> pd.Series:
+    data = _statsmodels("danish_data")
+    series = data["lrm"].astype(float)
+    series.index = pd.PeriodIndex(data.index, freq="Q")
+    return series.rename("danish_money")
+
+
 def _unemployment() -> pd.Series:
     return _macro("unemp")
 
@@ -89,10 +112,15 @@ SERIES: dict[str, tuple[Callable[[], pd.Series], str, int]] = {
     "infl": (lambda: _macro("infl"), "quarterly US inflation rate, % a year", 4),
     "realinv": (lambda: _macro("realinv"), "quarterly US real private investment, $bn", 4),
     "tbilrate": (lambda: _macro("tbilrate"), "quarterly US 3-month treasury bill rate, %", 4),
+    "elec_equip": (_elec_equip, "monthly euro-area electrical equipment orders index", 12),
+    "danish_money": (_danish_money, "quarterly log real money supply in Denmark", 4),
+    "m1": (lambda: _macro("m1"), "quarterly US M1 money stock, $bn", 4),
+    "realgdp": (lambda: _macro("realgdp"), "quarterly US real GDP, $bn", 4),
 }
 
 DEV = ("airline", "lynx", "shampoo", "uschange", "unemp", "sunspots")
 HELD_OUT = ("co2", "nile", "elnino", "infl", "realinv", "tbilrate")
+FRESH = ("elec_equip", "danish_money", "m1", "realgdp")
 
 
 def load(name: str) -> tuple[pd.Series, str, int]:

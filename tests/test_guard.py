@@ -60,3 +60,26 @@ def test_value_answers_are_guarded_as_changes_from_the_last_value():
     task = ForecastTask(scale=1.0, answer="value", weight=1.0)
     prediction, _, fault = task.settle(np.array([500.0]), np.array([100.0, 101.0, 99.0]), ())
     assert prediction[0] == pytest.approx(101.0) and fault  # 99 + the largest move, 2
+
+
+def test_carry_over_is_the_evidence_that_a_base_error_persists():
+    from llmrnn.tasks import carry_over
+
+    assert carry_over([]) == 0.0
+    assert carry_over([2.0, 2.0, 2.0]) == 0.0  # 2 pairs: not enough evidence yet
+    persistent = carry_over([2.0, 1.9, 2.1, 2.0, 1.8, 2.2, 2.0, 1.9])
+    assert 0.5 < persistent < 1.0  # shrunk towards 0, never above 1
+    assert carry_over([2.0, -2.0, 2.1, -1.9, 2.0, -2.2, 1.9, -2.0]) == 0.0  # flips sign
+    rng = np.random.default_rng(0)
+    assert carry_over(rng.normal(size=12)) < 0.3  # noise: (almost) nothing carries over
+
+
+def test_facts_suggest_part_of_the_last_error_only_where_errors_persisted():
+    from llmrnn.tasks import ForecastTask
+
+    task = ForecastTask(scale=1.0, based=True)
+    persisted = task.facts(tuple((0.0, a) for a in [2.0, 1.9, 2.1, 2.0, 1.8, 2.2, 2.0, 1.9]))
+    assert "carried over into the next one" in persisted and "does not" not in persisted
+    assert not persisted.rstrip().endswith("+0.0")
+    flipped = task.facts(tuple((0.0, a) for a in [2.0, -2.0, 2.1, -1.9, 2.0, -2.2, 1.9, -2.0]))
+    assert "does not show" in flipped and flipped.rstrip().endswith("+0.0")

@@ -58,6 +58,8 @@ __all__ = [
     "OUTCOME_CHANGE",
     "OUTCOME_LABEL",
     "FORECAST_FACTS",
+    "FORECAST_CARRIED",
+    "FORECAST_NOT_CARRIED",
     "LABEL_FACTS",
     "LABEL_HITS",
     "CONTEXT_HEADER",
@@ -252,8 +254,16 @@ FORECAST_FACTS = (
     "- actual {what}s: {actual}\n"
     "- your {what}s: {yours}\n"
     "- your {what} beat {neutral} at {helped} of {steps} steps\n"
-    "- the last {lately} actual {what}s averaged {mean}: {neutral} was {side} lately, so the "
-    "{what} to use next is about {mean}"
+    "- {carried}, so the {what} to use next is about {suggest}"
+)
+#: How much of the base's error persists (``tasks.carry_over``), the last line of the facts.
+FORECAST_CARRIED = (
+    "about {rate}% of each actual {what} carried over into the next one over {steps} steps, "
+    "and the last actual {what} was {last}"
+)
+FORECAST_NOT_CARRIED = (
+    "over {steps} steps, the record does not show an actual {what} carrying over into the "
+    "next one: it cannot be foreseen from the last one"
 )
 
 #: The facts of a classification record (``LabelTask.facts``).

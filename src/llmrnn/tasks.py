@@ -6,6 +6,7 @@ depend on what is predicted. :class:`ForecastTask` predicts the next value(s) of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -22,8 +23,21 @@ __all__ = ["Anchored", "Context", "Observation", "Task", "ForecastTask", "LabelT
 FACT_STEPS = 8
 #: Characters of an exogenous text value the model is shown; longer text is cut, "[cut]".
 EXOG_TEXT_CHARS = 200
-#: The running bias the facts suggest is the mean of this many newest actual corrections.
-LATELY = 3
+
+
+def carry_over(actual: Sequence[float]) -> float:
+    """How much of an actual correction carried over into the next one, from the record.
+
+    The guard's shrunk, discounted least-squares slope (``guard.weight``) of each actual
+    correction on the one before it: an AR(1) coefficient of the anchor's errors that needs
+    evidence (0 until the record has ``guard.MIN_STEPS`` pairs, never above 1). The facts
+    suggest ``carry_over(actual) * actual[-1]`` as the next correction: a base whose errors
+    persist (it lags a turn) is corrected by part of its last error, one whose errors do not
+    is left alone. Chosen over the mean of the last 3 corrections by ``benchmarks/rule_probe.py``
+    (code only, on the dev series; confirmed on the held-out and fresh ones).
+    """
+    actual = np.asarray(actual, dtype=float)
+    return guard.weight(list(zip(actual[:-1], actual[1:])))
 
 
 class Task(Protocol):
@@ -438,8 +452,8 @@ class ForecastTask:
         yours = np.array([c for c, _ in recent])
         actual = np.array([a for _, a in recent])
         what = self.words["correction"]
-        lately = actual[-LATELY:]
-        mean = float(lately.mean())
+        rate = carry_over([a for _, a in record])
+        carried = prompts.FORECAST_CARRIED if rate > 0 else prompts.FORECAST_NOT_CARRIED
         return prompts.FORECAST_FACTS.format(
             what=what,
             actual=fmt.render_many(actual),
@@ -447,9 +461,10 @@ class ForecastTask:
             neutral=self.words["neutral"],
             helped=int(np.sum(np.abs(actual - yours) < np.abs(actual))),
             steps=len(recent),
-            lately=lately.size,
-            mean=fmt.render(mean),
-            side="too low" if mean > 0 else "too high" if mean < 0 else "right",
+            carried=carried.format(
+                what=what, rate=round(100 * rate), last=fmt.render(actual[-1]), steps=len(record)
+            ),
+            suggest=fmt.render(rate * actual[-1]),
         )
 
     def render_prediction(self, prediction: np.ndarray) -> str:

@@ -1,0 +1,122 @@
+"""Which correction should the memory's facts suggest? A code-only probe, no model.
+
+The rnn memory's Rules line ends with a number the prediction copies (``docs/decisions.md``,
+"The memory must learn"); the reflection is handed a suggested number computed by code from
+the record of actual corrections (truth minus the base forecast). Until the sixth session the
+suggestion was the mean of the last three actual corrections; the learning benchmark showed
+that this rule, applied as it is, is worse than no correction on most series. This probe
+replays candidate suggestions on the default base's own one-step errors (no LLM: the
+suggestion stands in for a model that copies it exactly), scored at full weight and through
+the shipped guard (``llmrnn.guard.weight``).
+
+Candidates (each computed from the record before the step it corrects):
+
+- ``zero``: no correction (the base alone);
+- ``mean3``: the mean of the last 3 actual corrections (the old suggestion);
+- ``last``: the last actual correction;
+- ``mean``: the mean of all of them (a lasting bias);
+- ``carry``: ``tasks.carry_over`` (the shrunk lag-1 slope of the actual corrections) times the
+  last one: an AR(1) of the base's errors that needs evidence (the suggestion since then);
+- ``leader``: the candidate whose own past corrections had the lowest mean absolute error over
+  the last 12 steps (follow the leader), zero on ties and until 3 steps exist.
+
+Run ``python benchmarks/rule_probe.py [--steps 16 --scored 10]``; it prints MAE / base MAE per
+series and set. Choose on ``DEV``; ``HELD_OUT`` and ``FRESH`` confirm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import series as benchmark_series  # noqa: E402
+
+
+def actual_corrections(y: pd.Series, steps: int) -> np.ndarray:
+    """Truth minus the default base's one-step forecast at each of the last ``steps`` points."""
+    from llmrnn.forecasting import auto_base_forecaster
+
+    out = []
+    for t in range(len(y) - steps, len(y)):
+        history = y.iloc[:t]
+        base = auto_base_forecaster(history)
+        out.append(float(y.iloc[t]) - float(base.fit(history, fh=[1]).predict().iloc[0]))
+    return np.array(out)
+
+
+def candidates(actual: np.ndarray) -> dict[str, float]:
+    """Each candidate correction for the next step, from past actual corrections only."""
+    from llmrnn.tasks import carry_over
+
+    if actual.size == 0:
+        return dict.fromkeys(("zero", "mean3", "last", "mean", "carry"), 0.0)
+    return {
+        "zero": 0.0,
+        "mean3": float(actual[-3:].mean()),
+        "last": float(actual[-1]),
+        "mean": float(actual.mean()),
+        "carry": carry_over(actual) * float(actual[-1]),
+    }
+
+
+def leader(actual: np.ndarray, steps: int = 12) -> float:
+    """Follow the leader: the candidate whose own past corrections erred least lately."""
+    if actual.size < 3:
+        return 0.0
+    errors: dict[str, list[float]] = {}
+    for i in range(max(1, actual.size - steps), actual.size):
+        for key, value in candidates(actual[:i]).items():
+            errors.setdefault(key, []).append(abs(actual[i] - value))
+    best = min(errors, key=lambda key: (np.mean(errors[key]), key != "zero"))
+    return candidates(actual)[best]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from llmrnn import guard
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=16, help="steps in the record")
+    parser.add_argument("--scored", type=int, default=10, help="last steps scored")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    sets = {"dev": benchmark_series.DEV, "held-out": benchmark_series.HELD_OUT}
+    sets["fresh"] = benchmark_series.FRESH
+    rows = []
+    for set_name, names in sets.items():
+        for name in names:
+            y, _, _ = benchmark_series.load(name)
+            actual = actual_corrections(y, args.steps)
+            policies: dict[str, list[float]] = {}
+            for i in range(len(actual)):
+                past = actual[:i]
+                for key, value in candidates(past).items():
+                    policies.setdefault(key, []).append(value)
+                policies.setdefault("leader", []).append(leader(past))
+            base = np.abs(actual[-args.scored :]).mean()
+            row = {"set": set_name, "series": name}
+            for key, said in policies.items():
+                said = np.array(said)
+                raw = np.abs(actual - said)[-args.scored :].mean()
+                record = list(zip(said, actual))
+                w = np.array([guard.weight(record[:i]) for i in range(len(record))])
+                guarded = np.abs(actual - w * said)[-args.scored :].mean()
+                row[key] = raw / base
+                row[key + "+guard"] = guarded / base
+            rows.append(row)
+    table = pd.DataFrame(rows).set_index(["set", "series"])
+    means = table.groupby(level="set").mean()
+    means.index = pd.MultiIndex.from_tuples([(s, "mean") for s in means.index])
+    table = pd.concat([table, means]).sort_index()
+    pd.set_option("display.width", 200)
+    print(table.round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
