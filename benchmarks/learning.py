@@ -687,39 +687,50 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(OUT / "report.md")
 
 
+#: Earlier versions of rnn's facts kept as tagged runs: tag -> what the facts suggested.
+EARLIER = {
+    "mean3": "mean of last 3",
+    "carry1": "carry-over, first wording",
+}
+
+
 def suggestion_section(runs: pd.DataFrame) -> list[str]:
-    """rnn with the facts' old suggestion (runs tagged ``mean3``) against the current one."""
-    old = load_runs("mean3")
-    if old.empty:
-        return []
+    """rnn with the facts' earlier suggestions (tagged runs, ``EARLIER``) against the current."""
     new = runs[runs["strategy"] == "rnn"]
+    frames = {tag: load_runs(tag) for tag in EARLIER}
     rows = []
-    for _, r in old[old["strategy"] == "rnn"].iterrows():
-        match = new[(new["model"] == r["model"]) & (new["series"] == r["series"])]
-        if match.empty:
-            continue
-        m = match.iloc[0]
-        rows.append(
-            {
-                "model": LABELS.get(r["model"], r["model"]),
-                "series": r["series"],
-                "mean of last 3 (MAE / base)": r["mae"] / r["mae_base"],
-                "carry-over (MAE / base)": m["mae"] / m["mae_base"],
-                "answer MAE, mean of last 3": answer_effect(r)["error_answer"],
-                "answer MAE, carry-over": answer_effect(m)["error_answer"],
-            }
+    for (model, series), group in new.groupby(["model", "series"]):
+        row = {"model": LABELS.get(model, model), "series": series}
+        for tag, label in EARLIER.items():
+            old = frames[tag]
+            match = (
+                old[(old["model"] == model) & (old["series"] == series)] if not old.empty else old
+            )
+            ratio = np.nan
+            if not match.empty:
+                ratio = match.iloc[0]["mae"] / match.iloc[0]["mae_base"]
+            row[f"{label} (MAE / base)"] = ratio
+        current = group.iloc[0]
+        row["current (MAE / base)"] = current["mae"] / current["mae_base"]
+        said = answer_effect(current)
+        row["current: answers better / worse"] = (
+            f"{said['better_answers']} / {said['worse_answers']}"
         )
-    if not rows:
+        rows.append(row)
+    if not rows or all(frame.empty for frame in frames.values()):
         return []
     return [
-        "## The facts' suggestion: mean of the last 3 corrections against the carry-over",
+        "## What the facts suggest: earlier versions against the current one",
         "",
-        "rnn as it was (the facts suggested the mean of the last 3 actual corrections; runs "
-        "tagged `mean3`) and as it is (`tasks.carry_over` times the last correction, chosen by "
-        "the code-only `benchmarks/rule_probe.py` on the dev series), same model, series and "
-        "steps. Answer MAE: the model's corrections at full weight, steps after the fifth.",
+        "rnn with each version of the reflection's suggested correction, same model, series "
+        "and steps: the mean of the last 3 actual corrections (runs tagged `mean3`); "
+        "`tasks.carry_over` times the last correction, chosen by the code-only "
+        "`benchmarks/rule_probe.py` on the dev series, with the number at the end of a sentence "
+        "of its own (`carry1`: the rewrite's Rules line often copied the last actual "
+        "correction instead); and the current one, where the facts end with the Rules line's "
+        "own words and the number. '-': not run with that version.",
         "",
-        pd.DataFrame(rows).round(3).to_markdown(index=False),
+        pd.DataFrame(rows).round(3).fillna("-").to_markdown(index=False),
         "",
     ]
 

@@ -80,6 +80,7 @@ def test_facts_suggest_part_of_the_last_error_only_where_errors_persisted():
     task = ForecastTask(scale=1.0, based=True)
     persisted = task.facts(tuple((0.0, a) for a in [2.0, 1.9, 2.1, 2.0, 1.8, 2.2, 2.0, 1.9]))
     assert "carried over into the next one" in persisted and "does not" not in persisted
+    assert "rule to keep is: Next time, correct the base forecast by about" in persisted
     assert not persisted.rstrip().endswith("+0.0")
     flipped = task.facts(tuple((0.0, a) for a in [2.0, -2.0, 2.1, -1.9, 2.0, -2.2, 1.9, -2.0]))
     assert "does not show" in flipped and flipped.rstrip().endswith("+0.0")

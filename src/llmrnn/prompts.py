@@ -254,12 +254,14 @@ FORECAST_FACTS = (
     "- actual {what}s: {actual}\n"
     "- your {what}s: {yours}\n"
     "- your {what} beat {neutral} at {helped} of {steps} steps\n"
-    "- {carried}, so the {what} to use next is about {suggest}"
+    "- {carried}, so the rule to keep is: {rule} {suggest}"
 )
 #: How much of the base's error persists (``tasks.carry_over``), the last line of the facts.
+#: It ends with the Rules line's own words and the suggested number: the rewrite's Rules line
+#: starts with the same words, and a model copies what followed them (with the number last in
+#: a sentence of its own, the 1.5B model copied the last actual correction instead).
 FORECAST_CARRIED = (
-    "about {rate}% of each actual {what} carried over into the next one over {steps} steps, "
-    "and the last actual {what} was {last}"
+    "about {rate}% of each actual {what} carried over into the next one over {steps} steps"
 )
 FORECAST_NOT_CARRIED = (
     "over {steps} steps, the record does not show an actual {what} carrying over into the "

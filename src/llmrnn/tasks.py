@@ -461,9 +461,8 @@ class ForecastTask:
             neutral=self.words["neutral"],
             helped=int(np.sum(np.abs(actual - yours) < np.abs(actual))),
             steps=len(recent),
-            carried=carried.format(
-                what=what, rate=round(100 * rate), last=fmt.render(actual[-1]), steps=len(record)
-            ),
+            carried=carried.format(what=what, rate=round(100 * rate), steps=len(record)),
+            rule=self.words["rule"],
             suggest=fmt.render(rate * actual[-1]),
         )
 
