@@ -31,7 +31,8 @@ def test_private_api_of_llama_cpp_python_is_still_there(default_model_path):
 
 
 def test_api_problems_name_a_removed_or_changed_method(monkeypatch):
-    internals = pytest.importorskip("llama_cpp._internals")
+    import llama_cpp._internals as internals  # installed with llama-cpp-python: never skip
+
     monkeypatch.delattr(internals.LlamaSampler, "add_dist")
     monkeypatch.setattr(internals.LlamaBatch, "set_batch", lambda self, tokens, start: None)
     monkeypatch.delattr(llama_cpp.llama_cpp, "llama_memory_seq_cp")

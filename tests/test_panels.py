@@ -71,7 +71,8 @@ def test_panel_update_steps_every_series_and_is_all_or_nothing(monkeypatch, pane
 
 
 def test_panel_series_spread_over_a_dask_cluster(panel):
-    distributed = pytest.importorskip("distributed")
+    import distributed  # a dev dependency (pyproject): a missing one must fail, not skip
+
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
         with distributed.Client(cluster):
             f = LLMRNNForecaster(batch_size=1, **PARAMS)

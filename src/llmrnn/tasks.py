@@ -34,7 +34,8 @@ def carry_over(actual: Sequence[float]) -> float:
     suggest ``carry_over(actual) * actual[-1]`` as the next correction: a base whose errors
     persist (it lags a turn) is corrected by part of its last error, one whose errors do not
     is left alone. Chosen over the mean of the last 3 corrections by ``benchmarks/rule_probe.py``
-    (code only, on the dev series; confirmed on the held-out and fresh ones).
+    (code only, on the dev series; checked on the held-out and fresh ones:
+    ``benchmarks/results/rule_probe.md``).
     """
     actual = np.asarray(actual, dtype=float)
     return guard.weight(list(zip(actual[:-1], actual[1:])))
