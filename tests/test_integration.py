@@ -19,6 +19,7 @@ from sktime.transformations.series.detrend import Deseasonalizer
 
 from llmrnn import LLMRNNForecaster
 from llmrnn.backends import BackendError
+from llmrnn.memory import initial_memory
 from llmrnn.trace import memory_changes, memory_html, write_trace
 
 SMALL = {"window": 8, "fit_steps": 1, "memory_words": 40}
@@ -95,7 +96,7 @@ def test_progress_bar_shows_steps_and_error(y36, capsys):
 
 
 def test_trace_exports_and_memory_views(y36, tmp_path):
-    # without a base the small model's memory changes every step: something for the diff to show
+    # the real model's rewrites: the diff shows each change, starting from the initial memory
     f = LLMRNNForecaster(window=8, fit_steps=3, memory_words=40, base_forecaster=None).fit(y36)
     trace = f.get_trace()
     csv = pd.read_csv(write_trace(trace, tmp_path / "t.csv"))
@@ -104,8 +105,11 @@ def test_trace_exports_and_memory_views(y36, tmp_path):
     assert list(csv.columns) == list(trace.columns)
     with pytest.raises(ValueError, match=r"\.csv or \.jsonl"):
         write_trace(trace, tmp_path / "t.xlsx")
-    diff = memory_changes(trace)
-    assert diff.startswith("--- step 0") and "+++ step 1" in diff
+    start = initial_memory(None)
+    changed = sum(a != b for a, b in zip([start, *trace["memory"]], trace["memory"]))
+    assert changed >= 1, "the real model's rewrite never changed the memory"
+    diff = memory_changes(trace, initial=start)
+    assert diff.count("\n+++ step ") == changed
     page = memory_html(trace, tmp_path / "memory.html")
     assert "<mark>" in page and (tmp_path / "memory.html").read_text() == page
 
@@ -169,4 +173,4 @@ def test_notebook_runs(tmp_path):
     printed = "".join(
         output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
     )
-    assert "--- step" in printed  # the memory diff cell ran
+    assert "--- initial" in printed  # the memory diff cell ran and the first rewrite changed it

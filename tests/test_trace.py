@@ -12,6 +12,7 @@ from llmrnn.trace import (
     effect_summary,
     error_correction_rate,
     learning_curve,
+    memory_changes,
 )
 
 
@@ -69,3 +70,15 @@ def test_learning_curve_averages_blocks_of_steps():
     curve = learning_curve(trace, bins=2)
     assert list(curve.index) == ["0-3", "4-5"]  # the step without a truth is left out
     np.testing.assert_allclose(curve.to_numpy(), [7 / 3, 0.5])
+
+
+def test_memory_changes_shows_each_change_once_and_the_first_rewrite_when_told_the_start():
+    memories = ["Rules: a", "Rules: a", "Rules: b", None]
+    trace = pd.DataFrame({"step": [0, 1, 2, 3], "memory": memories})
+    diff = memory_changes(trace)
+    assert diff.startswith("--- step 1\n+++ step 2") and "-Rules: a\n+Rules: b" in diff
+    assert "--- step 2\n+++ step 3" in diff and diff.count("---") == 2  # unchanged step 0 -> 1
+    with_start = memory_changes(trace, initial="Rules: (none yet)")
+    assert with_start.startswith("--- initial\n+++ step 0") and "+Rules: a" in with_start
+    assert memory_changes(trace.iloc[:2]) == ""  # never changed: nothing to show
+    assert memory_changes(trace.iloc[:2], initial="Rules: a") == ""

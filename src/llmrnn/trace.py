@@ -223,21 +223,31 @@ def write_trace(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def memory_changes(trace: pd.DataFrame) -> str:
+def memory_changes(trace: pd.DataFrame, initial: str | None = None) -> str:
     """How the memory evolved: a unified diff between each pair of consecutive memories.
 
     Parameters
     ----------
     trace : pd.DataFrame
         A trace from ``get_trace()``.
+    initial : str or None, default=None
+        The memory before the trace's first step, e.g.
+        ``llmrnn.memory.initial_memory(forecaster.initial_memory)`` for a trace that starts at
+        fit. When given, the first block shows what the first step's rewrite changed
+        (``--- initial`` / ``+++ step 0``); a small model often rewrites its memory once and
+        then keeps it, which only this block shows.
 
     Returns
     -------
     str
-        One diff block per step whose memory changed (``--- step k`` / ``+++ step k+1``).
+        One diff block per step whose memory changed (``--- step k`` / ``+++ step k+1``);
+        an empty string when the memory never changed.
     """
     memories = trace["memory"].fillna("").astype(str).tolist()
-    steps = trace["step"].tolist()
+    names = [f"step {step}" for step in trace["step"].tolist()]
+    if initial is not None:
+        memories.insert(0, initial)
+        names.insert(0, "initial")
     blocks = []
     for i in range(1, len(memories)):
         if memories[i] == memories[i - 1]:
@@ -245,8 +255,8 @@ def memory_changes(trace: pd.DataFrame) -> str:
         diff = difflib.unified_diff(
             memories[i - 1].splitlines(),
             memories[i].splitlines(),
-            fromfile=f"step {steps[i - 1]}",
-            tofile=f"step {steps[i]}",
+            fromfile=names[i - 1],
+            tofile=names[i],
             lineterm="",
         )
         blocks.append("\n".join(diff))
