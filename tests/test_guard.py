@@ -39,6 +39,17 @@ def test_weight_trusts_corrections_that_come_true_and_drops_those_that_do_not():
     assert useless < 0.3 and harmful == 0.0
 
 
+def test_weight_settings_default_to_the_shipped_rule_and_change_it():
+    rng = np.random.default_rng(1)
+    c = rng.normal(size=12)
+    record = list(zip(c, 0.6 * c + 0.5 * rng.normal(size=12)))
+    shipped = guard.weight(record)
+    assert shipped == guard.weight(record, z=guard.Z, prior_steps=guard.PRIOR_STEPS)
+    assert guard.weight(record, z=0.0) > shipped  # no standard error taken off
+    assert guard.weight(record, z=0.0, prior_steps=0.0) > guard.weight(record, z=0.0)
+    assert guard.weight(record[:2], min_steps=2, z=0.0) > 0.0 == guard.weight(record[:2], z=0.0)
+
+
 def test_weight_is_never_above_one():
     assert guard.weight([(1.0, 5.0), (2.0, 10.0), (-1.0, -5.0), (1.5, 7.5)]) == 1.0
 

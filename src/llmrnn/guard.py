@@ -62,7 +62,14 @@ def bound(corrections: np.ndarray, limits: np.ndarray) -> tuple[np.ndarray, bool
     return bounded, bool(np.any(bounded != corrections))
 
 
-def weight(record: Sequence[tuple[float, float]]) -> float:
+def weight(
+    record: Sequence[tuple[float, float]],
+    *,
+    z: float = Z,
+    prior_steps: float = PRIOR_STEPS,
+    min_steps: int = MIN_STEPS,
+    discount: float = DISCOUNT,
+) -> float:
     """The weight of the model's next correction, from its record of (correction, actual) pairs.
 
     Parameters
@@ -70,6 +77,11 @@ def weight(record: Sequence[tuple[float, float]]) -> float:
     record : sequence of (float, float)
         Oldest first: the model's (bounded) one-step correction and the actual correction
         (truth minus anchor) of every past step.
+    z, prior_steps, min_steps, discount : float, float, int, float
+        The rule's settings, defaults :data:`Z`, :data:`PRIOR_STEPS`, :data:`MIN_STEPS` and
+        :data:`DISCOUNT` (the shipped rule). Other values serve the benchmark that replays
+        recorded runs under other settings (``benchmarks/learning.py``, "Does the guard cost
+        accuracy?").
 
     Returns
     -------
@@ -78,17 +90,17 @@ def weight(record: Sequence[tuple[float, float]]) -> float:
         prior and lowered by ``Z`` standard errors; 0 with fewer than ``MIN_STEPS`` steps or
         when the model never corrected.
     """
-    if len(record) < MIN_STEPS:
+    if len(record) < max(min_steps, 1):
         return 0.0
     pairs = np.asarray(record, dtype=float)
     c, a = pairs[:, 0], pairs[:, 1]
-    d = DISCOUNT ** np.arange(len(pairs) - 1, -1, -1)
+    d = discount ** np.arange(len(pairs) - 1, -1, -1)
     scc = float(np.sum(d * c * c))
     if scc <= 0:
         return 0.0
     n = float(np.sum(d))
-    prior = PRIOR_STEPS * scc / n
+    prior = prior_steps * scc / n
     slope = float(np.sum(d * c * a)) / (scc + prior)
     residual = float(np.sum(d * (a - slope * c) ** 2)) / max(n - 1.0, 1.0)
     stderr = math.sqrt(residual / (scc + prior))
-    return float(np.clip(slope - Z * stderr, 0.0, 1.0))
+    return float(np.clip(slope - z * stderr, 0.0, 1.0))
