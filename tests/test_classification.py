@@ -16,7 +16,7 @@ from llmrnn import LLMRNNClassifier, prompts
 from llmrnn.backends.llama_cpp import load_count
 from llmrnn.datasets import updown_task
 from llmrnn.memory import initial_memory
-from llmrnn.tasks import LabelTask
+from llmrnn.tasks import LabelTask, answer_by_rule, one_feature_rule
 from llmrnn.trace import TRACE_COLUMNS, error_correction_rate
 
 SMALL = {"memory_words": 40}
@@ -118,6 +118,47 @@ def test_label_descriptions_reach_the_task_text():
     assert "- A: the price rose" in task.description
     with pytest.raises(ValueError, match="not distinct"):
         LabelTask.build(np.array([1, "1"], dtype=object), ["x0"])
+
+
+LABELS = ("down", "up")
+
+
+def test_one_feature_rule_finds_the_feature_that_explains_the_labels():
+    months = [1, 2, 7, 8, 1, 2, 7, 8, 1, 7]
+    noise = [0.3, -1.2, 0.8, -0.1, 2.0, -0.7, 0.1, 0.4, -0.2, 1.1]
+    truth = [1, 1, 0, 0, 1, 1, 0, 0, 1, 0]  # up in months 1 and 2, down in 7 and 8
+    rows = list(zip(noise, months))
+    rule = one_feature_rule(rows, truth, ["change", "month"], LABELS)
+    assert rule["feature"] == "month" and rule["right"] == 10 and rule["majority_right"] == 5
+    assert rule["text"] == "up when month is 1, 2; otherwise down"  # a tie: the first label
+    assert [answer_by_rule(rule, row) for row in rows] == [LABELS[t] for t in truth]
+    assert answer_by_rule(rule, (0.0, 12)) == rule["otherwise"]  # a month never seen
+
+
+def test_one_feature_rule_splits_numbers_and_needs_evidence():
+    change = [0.5, -0.3, 1.2, -2.0, 0.1, -0.4, 0.9, -1.1]
+    truth = [1, 0, 1, 0, 1, 0, 1, 0]  # up after a rise: momentum
+    rule = one_feature_rule([(c,) for c in change], truth, ["change_1"], LABELS)
+    assert rule["text"] == "up when change_1 is above 0; otherwise down"
+    assert answer_by_rule(rule, (3.0,)) == "up" and answer_by_rule(rule, (-3.0,)) == "down"
+    rng = np.random.default_rng(0)
+    noise = [(float(v),) for v in rng.normal(size=12)]
+    unrelated = [1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0]  # mostly up, whatever the feature says
+    assert one_feature_rule(noise, unrelated, ["x0"], LABELS) is None
+    assert one_feature_rule([(c,) for c in change[:3]], truth[:3], ["change_1"], LABELS) is None
+
+
+def test_label_facts_end_with_the_rule_to_keep():
+    task = LabelTask.build(np.array(["down", "up"]), ["change_1"])
+    change = [0.5, -0.3, 1.2, -2.0, 0.1, -0.4]
+    record = tuple(task.record_item(0, np.array([c]), int(c > 0)) for c in change)
+    facts = task.facts(record)
+    assert facts.splitlines()[-1].endswith(
+        "so the rule to keep is: Answer up when change_1 is above 0; otherwise down"
+    )
+    assert "right at 6 of 6 rows (always down: 3)" in facts
+    flat = tuple(task.record_item(0, np.array([c]), 1) for c in change)
+    assert task.facts(flat).endswith("so the rule to keep is: Answer up")
 
 
 def test_pipeline_with_preprocessing(updown):

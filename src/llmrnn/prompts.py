@@ -62,6 +62,8 @@ __all__ = [
     "FORECAST_NOT_CARRIED",
     "LABEL_FACTS",
     "LABEL_HITS",
+    "LABEL_RULE",
+    "LABEL_NO_RULE",
     "CONTEXT_HEADER",
     "CONTEXT_LINE",
     "CALENDAR_LINE",
@@ -273,7 +275,19 @@ LABEL_FACTS = (
     "- recent rows and their true labels: {rows}\n"
     "- your answers were right at {right} of the last {steps} rows\n"
     "{hits}"
-    "- true labels of all {count} rows so far: {shares}"
+    "- true labels of all {count} rows so far: {shares}\n"
+    "- {kept}"
+)
+#: The last line of the label facts (``tasks.one_feature_rule``): the one-feature rule that
+#: explains the record's labels best, ending with the Rules line's own words and the rule, as
+#: ``FORECAST_FACTS`` ends with the suggested correction.
+LABEL_RULE = (
+    "answering by {feature} alone would have been right at {right} of {count} rows (always "
+    "{majority}: {majority_right}), so the rule to keep is: {rule} {text}"
+)
+LABEL_NO_RULE = (
+    "no single feature explains the {count} rows' labels better than always answering "
+    "{majority}, so the rule to keep is: {rule} {majority}"
 )
 LABEL_HITS = "- when you answered {hits}\n"
 

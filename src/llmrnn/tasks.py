@@ -17,7 +17,18 @@ from . import guard, prompts
 from .encoding import NumberFormat, ParseError, choose_scale
 from .grammar import rule_number_grammar
 
-__all__ = ["Anchored", "Context", "Observation", "Task", "ForecastTask", "LabelTask", "FACT_STEPS"]
+__all__ = [
+    "Anchored",
+    "Context",
+    "Observation",
+    "Task",
+    "ForecastTask",
+    "LabelTask",
+    "FACT_STEPS",
+    "carry_over",
+    "one_feature_rule",
+    "answer_by_rule",
+]
 
 #: Steps of the record shown as facts to the reflect call.
 FACT_STEPS = 8
@@ -514,6 +525,150 @@ def _cell(value: Any, limit: int = 1000) -> str:
     return text if len(text) <= limit else text[:limit] + " [cut]"
 
 
+def _short(value: Any) -> str:
+    """A feature value as a rule writes it: whole floats without ``.0``, text cut at 40."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return _cell(value, 40)
+
+
+def _sort_keys(keys: Sequence[str]) -> list[tuple]:
+    """Sort keys for a rule's values: numbers in numeric order, then text."""
+    out = []
+    for key in keys:
+        try:
+            out.append((0, float(key), key))
+        except ValueError:
+            out.append((1, 0.0, key))
+    return out
+
+
+def _loo_right(groups: np.ndarray, truth: np.ndarray, n_labels: int) -> tuple[int, np.ndarray]:
+    """Leave-one-out hits of "answer the majority label of the other rows in my group".
+
+    Ties and empty groups fall back to the majority label of all the other rows. Returns the
+    number of rows answered right and each row's answer.
+    """
+    onehot = np.eye(n_labels, dtype=int)[truth]
+    same = (groups[:, None] == groups[None, :]) & ~np.eye(len(truth), dtype=bool)
+    counts = same.astype(int) @ onehot
+    overall = onehot.sum(axis=0)[None, :] - onehot
+    fallback = np.argmax(overall, axis=1)
+    best = np.argmax(counts, axis=1)
+    top = counts.max(axis=1)
+    unique = (counts == top[:, None]).sum(axis=1) == 1
+    answer = np.where((top > 0) & unique, best, fallback)
+    return int(np.sum(answer == truth)), answer
+
+
+def one_feature_rule(
+    rows: Sequence[Sequence[Any]], truth: Sequence[int], names: Sequence[str], labels: Sequence[str]
+) -> dict | None:
+    """The one-feature rule that best explains the labels of the record, if any beats the majority.
+
+    Every feature is tried as categories (when its values repeat) and, when numeric, split at 0
+    (when its values straddle 0) and at its median; each candidate is scored leave-one-out
+    (each row answered by the majority label of the other rows in its group), and the best
+    must be right at more rows than always answering the majority label (Holte's OneR with a
+    leave-one-out check). The classifier's facts suggest it as the rule to keep, as they
+    suggest ``carry_over`` for forecasts; ``benchmarks/label_rule_probe.py`` replays it
+    without a model (``benchmarks/results/label_rule_probe.md``).
+
+    Returns
+    -------
+    dict or None
+        ``text`` (the rule after "Answer", e.g. "up when month is 3, 4, 5; otherwise down");
+        ``feature`` and ``column`` (its name and position); how it answers (``cut`` and
+        ``above``, or ``values``, a label per value text; and ``otherwise``); ``right`` and
+        ``majority_right`` (the rule's leave-one-out hits, and the majority label's); ``rows``
+        and ``majority`` (the default label). None when no feature beats the majority label or
+        the record has fewer than 4 rows.
+    """
+    truth = np.asarray(truth, dtype=int)
+    n = len(truth)
+    if n < 4 or not len(rows):
+        return None
+    k = len(labels)
+    # the bar: always answering the majority label, counted in-sample (its leave-one-out count
+    # is 0 on balanced labels, where leaving a row out makes the other label the majority)
+    base_right = int(np.bincount(truth, minlength=k).max())
+    majority = int(np.argmax(np.bincount(truth, minlength=k)))
+    best = None
+    for j, name in enumerate(names):
+        column = [row[j] if j < len(row) else None for row in rows]
+        numeric = all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            for v in column
+        ) and all(np.isfinite(float(v)) for v in column)
+        candidates = []
+        keys = [_short(v) for v in column]
+        if len(set(keys)) < n:
+            codes = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+            candidates.append(("is", np.array([codes[key] for key in keys]), keys))
+        if numeric:
+            values = np.array(column, dtype=float)
+            cuts = [0.0] if values.min() < 0 < values.max() else []
+            cuts.append(float(np.median(values)))
+            for cut in dict.fromkeys(cuts):
+                above = (values > cut).astype(int)
+                if 0 < above.sum() < n:
+                    candidates.append(("above", above, cut))
+        for kind, groups, detail in candidates:
+            right, _ = _loo_right(groups, truth, k)
+            if best is None or right > best[0]:
+                best = (right, name, kind, groups, detail)
+    if best is None or best[0] <= base_right:
+        return None
+    right, name, kind, groups, detail = best
+    column = list(names).index(name)
+    said = {}
+    for g in np.unique(groups):
+        counts = np.bincount(truth[groups == g], minlength=k)
+        top = np.flatnonzero(counts == counts.max())
+        said[int(g)] = int(top[0]) if len(top) == 1 else majority
+    if kind == "above":
+        low, high = said.get(0, majority), said.get(1, majority)
+        if low == high:
+            return None
+        text = f"{labels[high]} when {name} is above {_short(detail)}; otherwise {labels[low]}"
+        how = {"cut": float(detail), "above": labels[high], "otherwise": labels[low]}
+    else:
+        keys = detail
+        by_label: dict[int, list[str]] = {}
+        pairs = dict.fromkeys(zip(_sort_keys(keys), keys, groups.tolist()))
+        for _, key, g in sorted(pairs):
+            if said[g] != majority:
+                by_label.setdefault(said[g], []).append(key)
+        if not by_label:
+            return None
+        parts = [
+            f"{labels[label]} when {name} is {', '.join(values)}"
+            for label, values in sorted(by_label.items())
+        ]
+        text = "; ".join(parts) + f"; otherwise {labels[majority]}"
+        values = {key: labels[label] for label, keys in by_label.items() for key in keys}
+        how = {"values": values, "otherwise": labels[majority]}
+    return {
+        "text": text,
+        "feature": name,
+        "column": column,
+        **how,
+        "right": right,
+        "majority_right": base_right,
+        "rows": n,
+        "majority": labels[majority],
+    }
+
+
+def answer_by_rule(rule: dict, row: Sequence[Any]) -> str:
+    """The label a rule of :func:`one_feature_rule` answers for ``row`` (what a model that
+    follows its Rules line exactly would answer)."""
+    value = row[rule["column"]]
+    if "cut" in rule:
+        return rule["above"] if float(value) > rule["cut"] else rule["otherwise"]
+    return rule["values"].get(_short(value), rule["otherwise"])
+
+
 @dataclass(frozen=True)
 class LabelTask:
     """Predict the label of each new row from its feature values.
@@ -609,9 +764,10 @@ class LabelTask:
     def rule_grammar(self) -> None:
         return None
 
-    def record_item(self, answer: int, observation, truth: int) -> tuple[int, int, str]:
-        """(the label answered, the true label, the row in short), labels as positions."""
-        return (int(answer), int(truth), self.summary(observation))
+    def record_item(self, answer: int, observation, truth: int) -> tuple[int, int, str, tuple]:
+        """(label answered, true label, the row in short, its values); labels by position."""
+        values = tuple(v.item() if isinstance(v, np.generic) else v for v in observation)
+        return (int(answer), int(truth), self.summary(observation), values)
 
     def facts(self, record: tuple) -> str:
         if not record:
@@ -619,20 +775,33 @@ class LabelTask:
         recent = record[-FACT_STEPS:]
         hits = []
         for k, label in enumerate(self.labels):
-            answered = [t for p, t, _ in record if p == k]
+            answered = [item[1] for item in record if item[0] == k]
             if answered:
                 good = sum(t == k for t in answered)
                 hits.append(f"{label}: right {good} of {len(answered)} times")
-        counts = np.bincount([t for _, t, _ in record], minlength=len(self.labels))
+        truths = [item[1] for item in record]
+        counts = np.bincount(truths, minlength=len(self.labels))
+        rule = None
+        if all(len(item) > 3 for item in record):  # records of earlier versions lack the values
+            rows = [item[3] for item in record]
+            rule = one_feature_rule(rows, truths, self.feature_names, self.labels)
+        if rule is None:
+            majority = self.labels[int(np.argmax(counts))]
+            kept = prompts.LABEL_NO_RULE.format(
+                count=len(record), majority=majority, rule=self.words["rule"]
+            )
+        else:
+            kept = prompts.LABEL_RULE.format(**rule, count=len(record), rule=self.words["rule"])
         return prompts.LABEL_FACTS.format(
-            rows=" | ".join(f"{row} -> {self.labels[t]}" for _, t, row in recent[-4:]),
-            right=sum(p == t for p, t, _ in recent),
+            rows=" | ".join(f"{item[2]} -> {self.labels[item[1]]}" for item in recent[-4:]),
+            right=sum(item[0] == item[1] for item in recent),
             steps=len(recent),
             hits=prompts.LABEL_HITS.format(hits="; ".join(hits)) if hits else "",
             count=len(record),
             shares=", ".join(
                 f"{label} {100 * c / len(record):.0f}%" for label, c in zip(self.labels, counts)
             ),
+            kept=kept,
         )
 
     def render_prediction(self, prediction: int) -> str:
