@@ -17,6 +17,8 @@ Candidates (each computed from the record before the step it corrects):
 - ``mean``: the mean of all of them (a lasting bias);
 - ``carry``: ``tasks.carry_over`` (the shrunk lag-1 slope of the actual corrections) times the
   last one: an AR(1) of the base's errors that needs evidence (the suggestion since then);
+- ``carry_cap``: ``carry`` no larger than the largest correction before the last one (a
+  correction beyond every earlier one, as at a crash, is not extrapolated at full size);
 - ``leader``: the candidate whose own past corrections had the lowest mean absolute error over
   the last 12 steps (follow the leader), zero on ties and until 3 steps exist.
 
@@ -56,13 +58,16 @@ def candidates(actual: np.ndarray) -> dict[str, float]:
     from llmrnn.tasks import carry_over
 
     if actual.size == 0:
-        return dict.fromkeys(("zero", "mean3", "last", "mean", "carry"), 0.0)
+        return dict.fromkeys(("zero", "mean3", "last", "mean", "carry", "carry_cap"), 0.0)
+    carry = carry_over(actual) * float(actual[-1])
+    seen = float(np.max(np.abs(actual[:-1]))) if actual.size > 1 else 0.0
     return {
         "zero": 0.0,
         "mean3": float(actual[-3:].mean()),
         "last": float(actual[-1]),
         "mean": float(actual.mean()),
-        "carry": carry_over(actual) * float(actual[-1]),
+        "carry": carry,
+        "carry_cap": float(np.clip(carry, -seen, seen)),
     }
 
 
@@ -84,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16, help="steps in the record")
     parser.add_argument("--scored", type=int, default=10, help="last steps scored")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     sets = {"dev": benchmark_series.DEV, "held-out": benchmark_series.HELD_OUT}
@@ -114,8 +120,12 @@ def main(argv: list[str] | None = None) -> None:
     means = table.groupby(level="set").mean()
     means.index = pd.MultiIndex.from_tuples([(s, "mean") for s in means.index])
     table = pd.concat([table, means]).sort_index()
+    table.index.names = ["set", "series"]
     pd.set_option("display.width", 200)
-    print(table.round(3).to_string())
+    if args.markdown:
+        print(table.reset_index().round(3).to_markdown(index=False))
+    else:
+        print(table.round(3).to_string())
 
 
 if __name__ == "__main__":
