@@ -543,11 +543,10 @@ def _sort_keys(keys: Sequence[str]) -> list[tuple]:
     return out
 
 
-def _loo_right(groups: np.ndarray, truth: np.ndarray, n_labels: int) -> tuple[int, np.ndarray]:
+def _loo_right(groups: np.ndarray, truth: np.ndarray, n_labels: int) -> int:
     """Leave-one-out hits of "answer the majority label of the other rows in my group".
 
-    Ties and empty groups fall back to the majority label of all the other rows. Returns the
-    number of rows answered right and each row's answer.
+    Ties and empty groups fall back to the majority label of all the other rows.
     """
     onehot = np.eye(n_labels, dtype=int)[truth]
     same = (groups[:, None] == groups[None, :]) & ~np.eye(len(truth), dtype=bool)
@@ -558,7 +557,7 @@ def _loo_right(groups: np.ndarray, truth: np.ndarray, n_labels: int) -> tuple[in
     top = counts.max(axis=1)
     unique = (counts == top[:, None]).sum(axis=1) == 1
     answer = np.where((top > 0) & unique, best, fallback)
-    return int(np.sum(answer == truth)), answer
+    return int(np.sum(answer == truth))
 
 
 def one_feature_rule(
@@ -614,7 +613,7 @@ def one_feature_rule(
                 if 0 < above.sum() < n:
                     candidates.append(("above", above, cut))
         for kind, groups, detail in candidates:
-            right, _ = _loo_right(groups, truth, k)
+            right = _loo_right(groups, truth, k)
             if best is None or right > best[0]:
                 best = (right, name, kind, groups, detail)
     if best is None or best[0] <= base_right:
