@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from llmrnn.backends import BackendError
-from llmrnn.backends.stand_in import StandInBackend
+from llmrnn.backends.stand_in import _WORD, StandInBackend
 
 
 class ScriptedBackend(StandInBackend):
@@ -25,7 +25,13 @@ class ScriptedBackend(StandInBackend):
         done = super().complete(prompt, **kwargs)
         if not self.outputs:
             return done
-        return replace(done, text=self.outputs.pop(0), truncated=self.truncated)
+        # A real backend never writes more than max_tokens: cut the script there too.
+        text, limit = self.outputs.pop(0), kwargs["max_tokens"]
+        ends = [0] + [m.end() for m in _WORD.finditer(text)]
+        cut = len(ends) - 1 > limit
+        if cut:
+            text = text[: ends[limit]]
+        return replace(done, text=text, truncated=self.truncated or cut)
 
 
 class FailingBackend:

@@ -120,6 +120,15 @@ def test_label_descriptions_reach_the_task_text():
         LabelTask.build(np.array([1, "1"], dtype=object), ["x0"])
 
 
+def test_labels_ending_in_nul_are_refused():
+    # numpy string arrays drop a trailing NUL: predict would answer '1' for the label '1\x00'.
+    X = np.array([[0.0], [1.0]])
+    with pytest.raises(ValueError, match="ending in a NUL"):
+        LLMRNNClassifier().fit(X, ["0", "1\x00"])
+    with pytest.raises(ValueError, match="ending in a NUL"):
+        LLMRNNClassifier().partial_fit(X, pd.Series(["0", "0"]), classes=["0", "1\x00"])
+
+
 LABELS = ("down", "up")
 
 

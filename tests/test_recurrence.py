@@ -60,3 +60,24 @@ def test_truth_feedback_grounds_the_reflection_in_the_record():
     assert task.facts(state.record) in reflection  # both steps' facts, computed by code
     assert "Rules:" not in reflection.split("<memory>")[1].split("</memory>")[0]
     assert state.record[-1][1] == y[-1] - y[-2]  # the actual change, data units
+
+
+def test_a_step_never_runs_out_of_context_after_its_reflection():
+    """The reflection's check reserves the rewrite: a full-length reflection can't break it."""
+
+    from llmrnn.recurrence import ContextBudgetError
+    from tests._scripted import ScriptedBackend
+
+    y = np.array([10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0])
+    task = ForecastTask.from_series(y)
+    refused = 0
+    for context in range(300, 1400, 25):
+        backend = ScriptedBackend(["+1.0"] + ["word " * 2000] * 4)  # every text at max_tokens
+        loop = Recurrence(backend, task, LoopConfig(memory_words=60, context_tokens=context))
+        try:
+            loop.step(State(), y[:-1], np.array([y[-1]]))
+        except ContextBudgetError as error:
+            if "reflection and the memory rewrite" in str(error):
+                refused += 1
+                assert len(backend.prompts) == 1  # refused before the reflection was written
+    assert refused > 0  # some sizes fit the prediction but not the whole step

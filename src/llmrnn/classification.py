@@ -20,6 +20,22 @@ from .trace import effect_frame, error_correction_rate, trace_frame
 
 __all__ = ["LLMRNNClassifier"]
 
+
+def _refuse_trailing_nul(labels, name: str) -> None:
+    """Refuse labels that end in NUL: numpy's string arrays drop it, so predict could not
+    return the label as given."""
+    if labels is None:
+        return
+    values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    bad = [v for v in values if isinstance(v, str) and v.endswith("\x00")]
+    if bad:
+        raise ValueError(
+            f"{name} contains labels ending in a NUL character ('\\x00'), e.g. {bad[0]!r}: "
+            "numpy string arrays drop it, so predict could not return the label as given. "
+            "Strip it first, e.g. [s.rstrip('\\x00') for s in y]."
+        )
+
+
 logger = logging.getLogger("llmrnn")
 
 
@@ -240,6 +256,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         -----
         All or nothing: if anything fails, the estimator is left exactly as before the call.
         """
+        _refuse_trailing_nul(y, "y")
         X, y = validate_data(self, X, y, reset=True, dtype=None)
         check_classification_targets(y)
         self._start(unique_labels(y), y)
@@ -270,6 +287,8 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
                 "classes must be passed on the first call to partial_fit: every label the "
                 "classifier will see, e.g. classes=np.unique(y_all)."
             )
+        _refuse_trailing_nul(y, "y")
+        _refuse_trailing_nul(classes, "classes")
         if y is not None:
             X, y = validate_data(self, X, y, reset=first, dtype=None)
             check_classification_targets(y)

@@ -456,10 +456,16 @@ class Recurrence:
         )
         msgs = [Message("system", system), Message("user", ask)]
         needed = self.backend.count_tokens(self.backend.render(msgs)) + cfg.feedback_tokens
-        if needed + _TURN_OVERHEAD > cfg.context_tokens:
+        needed += _TURN_OVERHEAD
+        if self.plan.rewrite:  # the rewrite continues this conversation: check it now, before
+            # a long reflection could leave the step without room for the new memory
+            rewrite = prompts.REWRITE.format(share=mem.section_words(cfg.memory_words), **words)
+            needed += self.backend.count_tokens(rewrite) + cfg.memory_tokens + 2 * _TURN_OVERHEAD
+        if needed > cfg.context_tokens:
             raise ContextBudgetError(
-                f"context_tokens={cfg.context_tokens} cannot hold the reflection ({needed} "
-                "tokens with its answer): raise context_tokens, or lower window or memory_words."
+                f"context_tokens={cfg.context_tokens} cannot hold the reflection and the memory "
+                f"rewrite ({needed} tokens with their answers): raise context_tokens, or lower "
+                "window or memory_words."
             )
         primer = prompts.REFLECT_PRIMER.format(**words)
         reflection = yield from self._text_gen(
