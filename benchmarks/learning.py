@@ -189,6 +189,8 @@ def classify_one(model: str, name: str, strategy: str, rows: int, fit_steps: int
         "seconds_per_step": float(trace["seconds"].mean()),
         "seconds": seconds,
         "memory": clf.memory_ if strategy == "rnn" else "",
+        "check_tokens": clf.check_tokens if strategy == "rnn" else 0,
+        "answers": trace["answer"].tolist(),
     }
     if strategy == "rnn":
         result["effect"] = effect_summary(clf.memory_effect().iloc[-rows:], after=0)
@@ -544,6 +546,25 @@ def context_section() -> list[str]:
     return lines
 
 
+#: What the tagged classifier runs were (``updown-<task>__rnn__<tag>.json``).
+EARLIER_LABELS = {
+    "hitrates": "facts with hit rates and label shares, no rule",
+    "scored": "facts ending with the rule, labels scored at once without the rule check",
+}
+
+
+def memory_effect(runs: pd.DataFrame, task: str) -> str:
+    """ " The memory changed ... answers" for the task's rnn run, if it recorded its effect."""
+    rnn = runs[(runs["task"] == task) & (runs["strategy"] == "rnn")]
+    effect = rnn["effect"].iloc[0] if len(rnn) and "effect" in rnn else None
+    if not isinstance(effect, dict):
+        return ""
+    return (
+        f" The memory changed {effect['changed']:.0%} of the answers (against the initial "
+        f"memory): {effect['better']} right instead of wrong, {effect['worse']} the reverse."
+    )
+
+
 def classification_section() -> list[str]:
     """Online Acc@1 on the up/down tasks, by model, with the majority-label baselines."""
     paths = sorted(RUNS.glob("*/updown-*.json"))
@@ -565,7 +586,9 @@ def classification_section() -> list[str]:
         "earlier defaults were chosen on; elnino is held out. Majority: always the most frequent "
         "label of the scored rows (an oracle) and of the rows before them. The facts end "
         "with the rule to keep: the one-feature rule of `tasks.one_feature_rule` "
-        "(`benchmarks/label_rule_probe.py`), or the majority label.",
+        "(`benchmarks/label_rule_probe.py`), or the majority label. rnn answers after its "
+        "rule check (`check_tokens`: the model writes one line checking the row against its "
+        "Rules, then the labels are scored; `benchmarks/apply_rule_probe.py`).",
         "",
     ]
     for model in [m for m in MODELS if m in set(frame["model"])]:
@@ -581,12 +604,12 @@ def classification_section() -> list[str]:
                     f"- {task}: rnn {row['rnn']:.3f} is {100 * margin:+.1f} points from the "
                     f"majority label (goal +5: {'met' if margin >= 0.05 else '**not met**'}); "
                     f"rnn {'above' if row['rnn'] > row['zero_shot'] else '**not above**'} "
-                    f"zero_shot ({row['zero_shot']:.3f})."
+                    f"zero_shot ({row['zero_shot']:.3f}).{memory_effect(mine, task)}"
                 )
         lines.append("")
     for run in earlier:
         lines.append(
-            f"- Earlier facts (`{run['tag']}`: hit rates and label shares, no rule), "
+            f"- Earlier (`{run['tag']}`: {EARLIER_LABELS.get(run['tag'], run['tag'])}), "
             f"{LABELS.get(run['model'], run['model'])}, {run['task']}, {run['strategy']}: "
             f"Acc@1 {run['accuracy']:.3f}; the memory changed "
             f"{run['effect']['changed']:.0%} of the answers."

@@ -69,6 +69,9 @@ def test_partial_fit_rewrites_memory_and_adds_trace_rows(updown):
     # Each step ran the three phases (predict, reflect, rewrite); the 135M model may keep a
     # good memory verbatim, so the text itself is allowed to stay: the trace must say so.
     assert (trace["calls"] >= 3).all() and (trace["feedback"].str.len() > 0).all()
+    # every answer came after a rule check: its line, or the fault of an empty one (the 135M)
+    checked = trace["answer"].str.contains("(check: ", regex=False)
+    assert (checked | trace["fault"].str.contains("empty rule check")).all()
     assert clf.memory_ == trace["memory"].iloc[-1]
     expected = error_correction_rate(clf.get_trace()["error"], threshold=0.5)
     assert clf.error_correction_rate_ == pytest.approx(expected, nan_ok=True)

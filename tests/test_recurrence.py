@@ -81,3 +81,36 @@ def test_a_step_never_runs_out_of_context_after_its_reflection():
                 refused += 1
                 assert len(backend.prompts) == 1  # refused before the reflection was written
     assert refused > 0  # some sizes fit the prediction but not the whole step
+
+
+def test_the_label_rule_check_is_written_before_the_labels_are_scored():
+    from llmrnn import prompts
+    from llmrnn.tasks import LabelTask
+    from tests._scripted import ScriptedBackend
+
+    task = LabelTask.build(np.array(["down", "up"]), ["x0"])
+    rules = "Patterns: none yet.\nMistakes: none yet.\nRules: Answer up when x0 is above 0."
+    backend = ScriptedBackend(["the row has x0 = 1, above 0, so up"])
+    loop = Recurrence(backend, task, LoopConfig(memory_words=30, check_tokens=24))
+    _, record = loop.step(State(memory=rules), (1.0,), 1)
+    check, scored = backend.prompts[:2]
+    assert check.endswith(prompts.LABEL_CHECK) and "Rules: Answer up when x0" in check
+    assert scored.endswith(
+        prompts.LABEL_CHECK + " the row has x0 = 1, above 0, so up" + prompts.LABEL_CHECK_ANSWER
+    )
+    assert record.answer.endswith("(check: the row has x0 = 1, above 0, so up)")
+    assert record.calls == 3 + len(mem.SECTIONS)  # check, score, reflect, one per section
+    backend.prompts.clear()
+    loop.probabilities(State(memory=rules), [(1.0,), (-1.0,)])
+    assert sum(p.endswith(prompts.LABEL_CHECK) for p in backend.prompts) == 2  # predict_proba
+    for strategy, tokens in (("rnn", 0), ("zero_shot", 24)):  # no check: off, or no Rules
+        backend = ScriptedBackend()
+        config = LoopConfig(strategy=strategy, memory_words=30, check_tokens=tokens)
+        Recurrence(backend, task, config).step(State(memory=rules), (1.0,), 1)
+        assert not any(prompts.LABEL_CHECK in p for p in backend.prompts)
+    # an empty check (the 135M model often ends the line at once): scored as without one
+    backend = ScriptedBackend([" \n"])
+    loop = Recurrence(backend, task, LoopConfig(memory_words=30, check_tokens=24))
+    _, record = loop.step(State(memory=rules), (1.0,), 1)
+    assert not backend.prompts[1].endswith(prompts.LABEL_CHECK_ANSWER)
+    assert record.answer in ("down", "up") and "empty rule check" in record.fault

@@ -85,6 +85,7 @@ def loop_config(est: Any) -> LoopConfig:
         context_tokens=est.context_tokens,
         temperature=float(est.temperature),
         seed=0 if est.random_state is None else int(est.random_state),
+        check_tokens=getattr(est, "check_tokens", 0),
     )
 
 

@@ -26,7 +26,7 @@ def _refuse_trailing_nul(labels, name: str) -> None:
     return the label as given."""
     if labels is None:
         return
-    values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    values = np.asarray(labels, dtype=object).ravel()  # object: the strings as given
     bad = [v for v in values if isinstance(v, str) and v.endswith("\x00")]
     if bad:
         raise ValueError(
@@ -74,6 +74,11 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         One sentence for the model about what the rows are and what the labels mean.
     label_descriptions : dict or None, default=None
         Class label -> short text shown to the model next to the label.
+    check_tokens : int, default=48
+        Most tokens of the line in which the model checks each row against the Rules of its
+        memory before the labels are scored (``llmrnn.prompts.LABEL_CHECK``; "rnn" only). 0
+        scores the labels at once: cheaper, but the measured models then ignore their Rules
+        (see Notes).
     temperature : float, default=0.0
         Sampling temperature of reflections and rewrites (labels are always scored).
     random_state : int or None, default=None
@@ -108,6 +113,14 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
     ``x1``, ...); a text column is shown as it is, newlines folded. ``predict_proba`` evaluates
     each row's prompt once and then only the label tokens of each class.
 
+    Scored right after the question, the measured models' labels ignore the Rules line of their
+    memory (the 1.5B model's probability of "up" hardly moved with the row it was told to
+    decide by). With ``check_tokens`` > 0 the model first writes one line that checks the row
+    against its Rules, and the labels are scored after that line: the 1.5B model then followed
+    a one-feature rule at about 9 rows in 10 (``benchmarks/results/apply_rule_probe.md``). The
+    embedded 135M model writes an empty line; its labels are then scored as without the check
+    (the trace's ``fault`` says so).
+
     Examples
     --------
     >>> import numpy as np
@@ -131,6 +144,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         initial_memory: str | None = None,
         task_description: str | None = None,
         label_descriptions: dict | None = None,
+        check_tokens: int = 48,
         temperature: float = 0.0,
         random_state: int | None = None,
         n_threads: int | None = None,
@@ -146,6 +160,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         self.initial_memory = initial_memory
         self.task_description = task_description
         self.label_descriptions = label_descriptions
+        self.check_tokens = check_tokens
         self.temperature = temperature
         self.random_state = random_state
         self.n_threads = n_threads
@@ -172,7 +187,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _start(self, classes: np.ndarray, y_seen: np.ndarray | None) -> None:
         """Reset the recurrence for ``classes``; choose the fallback from labels seen."""
-        check_params(self)
+        check_params(self, {"check_tokens": (0, False)})
         if self.label_descriptions is not None and not isinstance(self.label_descriptions, dict):
             raise ValueError(
                 "Invalid value for parameter `label_descriptions`: expected None or a dict "

@@ -60,6 +60,8 @@ __all__ = [
     "FORECAST_FACTS",
     "FORECAST_CARRIED",
     "FORECAST_NOT_CARRIED",
+    "LABEL_CHECK",
+    "LABEL_CHECK_ANSWER",
     "LABEL_FACTS",
     "LABEL_HITS",
     "LABEL_RULE",
@@ -125,6 +127,15 @@ FOLLOW = {
     "many": ", following the Rules in your memory",
     "label": " (follow the Rules in your memory)",
 }
+
+#: The classifier's rule check (``check_tokens`` > 0): before its labels are scored, the model
+#: writes one line that checks the row against its Rules, and the labels are scored after it.
+#: Measured on the 1.5B model with "Rules: Answer down when month is 1, 8, 9, 10; otherwise
+#: up": scored at once, P(up) stayed 0.22-0.35 at every month (the Rules ignored); after this
+#: line ("Since the month is 9, which is one of the specified months (1, 8, 9, 10), ... down")
+#: the label followed the rule at 11 of 12 months (``benchmarks/apply_rule_probe.py``).
+LABEL_CHECK = "Checking this row against my Rules:"
+LABEL_CHECK_ANSWER = "\nSo the label is: "
 
 #: The reflection and the rewrite are one conversation of their own, not a continuation of the
 #: prediction's. It shows the memory without its Rules line, so the lesson and the new Rules

@@ -92,6 +92,10 @@ class LoopConfig:
         Base seed of every call.
     feedback_tokens : int
         Most tokens of a reflection.
+    check_tokens : int
+        Labels only: most tokens of the line in which the model checks the row against its
+        memory's Rules before the labels are scored (``prompts.LABEL_CHECK``); 0 scores the
+        labels at once. Used by the memory strategy (rnn) only.
     """
 
     strategy: str = "rnn"
@@ -101,6 +105,7 @@ class LoopConfig:
     temperature: float = 0.0
     seed: int = 0
     feedback_tokens: int = 48
+    check_tokens: int = 0
 
     @property
     def memory_tokens(self) -> int:
@@ -208,6 +213,8 @@ class Recurrence:
         """Tokens kept free after the prediction prompt for the rest of the step."""
         if horizon not in self._reserve_cache:
             reserve = self.task.max_tokens(horizon) + _TURN_OVERHEAD
+            if self.task.choices is not None and self.plan.block == "memory":
+                reserve += self.config.check_tokens + _TURN_OVERHEAD  # the rule check's line
             self._reserve_cache[horizon] = reserve
         return self._reserve_cache[horizon]
 
@@ -270,11 +277,13 @@ class Recurrence:
     ) -> Step:
         """The model's answer as the task reads it (before the guard), its call and any fault.
 
-        A generator (see ``lockstep``): yields the calls, returns ``(value, completion, fault)``.
+        A generator (see ``lockstep``): yields the calls, returns ``(value, completion, fault,
+        check)``, ``check`` the rule check's call or None (see :meth:`_check_gen`).
         """
         if self.task.choices is not None:
+            prompt, check, fault = yield from self._check_gen(prompt, seed)
             logprobs, completion = yield Score(prompt, tuple(self.task.choices))
-            return int(np.argmax(logprobs)), completion, ""
+            return int(np.argmax(logprobs)), completion, fault, check
         completion, first_error = None, ""
         # An unreadable answer is retried once, sampled (a greedy retry would repeat it), then
         # replaced by the task's neutral fallback; both are recorded in the trace's fault column.
@@ -292,9 +301,32 @@ class Recurrence:
                 first_error = first_error or str(exc)
                 continue
             fault = f"unreadable prediction ({first_error}): retried" if attempt else ""
-            return value, completion, fault
+            return value, completion, fault, None
         value, rule = self.task.fallback(observation, horizon)
-        return value, completion, f"unreadable prediction twice ({first_error}): {rule}"
+        return value, completion, f"unreadable prediction twice ({first_error}): {rule}", None
+
+    def _check_gen(self, prompt: str, seed: int) -> Step:
+        """The rule check of a label answer (``check_tokens`` > 0, memory strategies only).
+
+        The model writes one line that checks the row against the Rules of its memory
+        (``prompts.LABEL_CHECK``); the labels are then scored after that line. Returns the
+        prompt to score, the check's call (None when no check runs) and "" or its fault: an
+        empty check (the embedded 135M model often ends the line at once) leaves the labels
+        scored right after the question, as without a check.
+        """
+        if self.config.check_tokens <= 0 or self.plan.block != "memory":
+            return prompt, None, ""
+        check = yield Generate(
+            prompt + prompts.LABEL_CHECK,
+            max_tokens=self.config.check_tokens,
+            temperature=0.0,
+            seed=seed,
+            stop=("\n",),
+        )
+        line = " ".join(check.text.split())
+        if not line:
+            return prompt, check, "empty rule check: labels scored without it"
+        return prompt + prompts.LABEL_CHECK + " " + line + prompts.LABEL_CHECK_ANSWER, check, ""
 
     def _answer(
         self, prompt: str, observation: Any, horizon: int, *, temperature: float, seed: int
@@ -305,7 +337,7 @@ class Recurrence:
     def answer_gen(self, state: State, observation: Any, horizon: int = 1) -> Step:
         """Generator form of :meth:`answer` (for ``lockstep.run``)."""
         msgs, _, observation = self.messages(state, observation, horizon)
-        value, _, fault = yield from self._answer_gen(
+        value, _, fault, _ = yield from self._answer_gen(
             self.backend.render(msgs),
             observation,
             horizon,
@@ -338,7 +370,10 @@ class Recurrence:
     def probabilities_gen(self, state: State, observation: Any) -> Step:
         """Generator form of :meth:`probabilities` (for ``lockstep.run``)."""
         msgs, _, _ = self.messages(state, observation, 1)
-        logprobs, _ = yield Score(self.backend.render(msgs), tuple(self.task.choices))
+        prompt, _, _ = yield from self._check_gen(
+            self.backend.render(msgs), self.config.seed + state.steps
+        )
+        logprobs, _ = yield Score(prompt, tuple(self.task.choices))
         weights = np.exp(logprobs - np.max(logprobs))
         return weights / weights.sum()
 
@@ -630,12 +665,15 @@ class Recurrence:
 
         # 1. predict with the memory
         msgs, entries, observation = self.messages(state, observation, 1)
-        answer, call, fault = yield from self._answer_gen(
+        answer, call, fault, check = yield from self._answer_gen(
             self.backend.render(msgs), observation, 1, temperature=cfg.temperature, seed=seed
         )
         prediction, weight, guarded = self.task.settle(answer, observation, state.record)
         faults += [f for f in (fault, guarded) if f]
-        calls = [call]
+        calls = [call] if check is None else [check, call]
+        said = self.task.render_answer(answer)
+        if check is not None and check.text.strip():
+            said += f" (check: {' '.join(check.text.split())})"
         record = state.record
         if truth is not None:
             record = state.recorded(self.task.record_item(answer, observation, truth))
@@ -664,7 +702,7 @@ class Recurrence:
             step=state.steps,
             index=index,
             observation=self.task.trace_observation(observation),
-            answer=self.task.render_answer(answer),
+            answer=said,
             weight=weight,
             prediction=self.task.trace_text(prediction),
             truth=self.task.trace_text(truth) if truth is not None else "",

@@ -39,7 +39,8 @@ class StepRecord:
         The observation, abbreviated.
     answer : str
         What the model answered, in data units, before the guard (forecasting: the correction,
-        change or value it wrote; classification: the label).
+        change or value it wrote; classification: the label, followed by the model's check of
+        its Rules in parentheses when the classifier's ``check_tokens`` > 0).
     weight : float
         The weight the guard gave the answer (forecasting: the forecast is the anchor plus
         ``weight`` times the bounded correction, see ``llmrnn.guard``); NaN for labels.

@@ -1,0 +1,167 @@
+"""Does the model answer by the Rules line of its memory? A probe of the classifier's answer.
+
+The learning benchmark found the 1.5B model's classifier memory holding the rule its facts
+suggest ("Rules: Answer down when month is 1, 8, 9, 10; otherwise up") while its label scores
+ignored it (P(up) 0.27-0.36 at every month). This probe isolates that last link: at each of the
+last ``--rows`` rows of an up/down task (``llmrnn.datasets.updown_task``), the memory holds
+exactly the rule ``tasks.one_feature_rule`` computes from the ``--history`` rows before it
+(the rule the facts would suggest; its Rules line in the memory's own words), and the model
+answers the row through the classifier's real prompt. Each answer is compared with the rule's
+own answer (``tasks.answer_by_rule``) and with the truth.
+
+Ways to answer (``--ways``):
+
+- ``score``: the shipped answer, every label scored from the logits right after the prompt.
+- ``check``: the model first writes one short line that checks the row against its Rules
+  (``prompts.LABEL_CHECK``, the shipped ``check_tokens``), then the labels are scored after it.
+
+airline is the dev task; elnino the learning benchmark's held-out one; the others were not
+used to choose anything. Run ``python benchmarks/apply_rule_probe.py --model qwen-1.5b``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import series as benchmark_series  # noqa: E402
+from learning import model_file  # noqa: E402
+
+TASKS = ("airline", "elnino", "co2", "unemp", "nile", "infl")
+LABELS = ("down", "up")
+CHECK_TOKENS = 48
+OUT = Path(__file__).resolve().parent / "results" / "apply_rule"
+
+
+def memory_with(rule: dict | None, majority: str) -> str:
+    """A memory whose Rules line holds the rule the facts would suggest, as the model copies it."""
+    from llmrnn import prompts
+
+    said = rule["text"] if rule else majority
+    return f"Patterns: none yet.\nMistakes: none yet.\nRules: {prompts.LABEL_WORDS['rule']} {said}."
+
+
+def answer(loop, state, row, way: str) -> tuple[np.ndarray, str]:
+    """P(labels) for ``row`` through the classifier's prompt, answered the ``way`` named."""
+    from llmrnn import lockstep
+
+    msgs, _, _ = loop.messages(state, row, 1)
+    prompt = loop.backend.render(msgs)
+    if way == "check":
+        prompt, check, _ = lockstep.run(loop.backend, [loop._check_gen(prompt, 0)])[0][0]
+        note = check.text
+    else:
+        note = ""
+    logprobs, _ = loop.backend.score(prompt, LABELS)
+    weights = np.exp(logprobs - logprobs.max())
+    return weights / weights.sum(), note
+
+
+def probe(model: str, name: str, rows: int, history: int, ways: list[str]) -> list[dict]:
+    """One row per (online row, way): the rule's answer, the model's, the truth, P(labels)."""
+    from llmrnn.backends import make_backend
+    from llmrnn.datasets import updown_task
+    from llmrnn.recurrence import LoopConfig, Recurrence, State
+    from llmrnn.tasks import LabelTask, answer_by_rule, one_feature_rule
+
+    y, description, _ = benchmark_series.load(name)
+    X, labels = updown_task(y)
+    truth = np.array([LABELS.index(v) for v in labels])
+    table = [tuple(r) for r in X.itertuples(index=False)]
+    task = LabelTask.build(
+        np.array(LABELS),
+        list(X.columns),
+        description=f"Will this series go up or down next step? The series: {description}.",
+    )
+    backend = make_backend(model_file(model), context_tokens=4096)
+    loop = Recurrence(backend, task, LoopConfig(memory_words=60, check_tokens=CHECK_TOKENS))
+    out = []
+    start = len(X) - rows - history
+    for i in range(len(X) - rows, len(X)):
+        rule = one_feature_rule(table[start:i], truth[start:i], list(X.columns), LABELS)
+        majority = LABELS[int(np.argmax(np.bincount(truth[start:i], minlength=2)))]
+        by_rule = answer_by_rule(rule, table[i]) if rule else majority
+        state = State(memory=memory_with(rule, majority))
+        for way in ways:
+            began = time.perf_counter()
+            p, note = answer(loop, state, table[i], way)
+            out.append(
+                {
+                    "task": name,
+                    "row": i,
+                    "way": way,
+                    "rule": rule["text"] if rule else f"(majority) {majority}",
+                    "by_rule": by_rule,
+                    "said": LABELS[int(np.argmax(p))],
+                    "truth": labels[i],
+                    "p_up": float(p[1]),
+                    "note": note,
+                    "seconds": time.perf_counter() - began,
+                }
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="qwen-1.5b")
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--ways", default="score,check")
+    parser.add_argument("--rows", type=int, default=24)
+    parser.add_argument("--history", type=int, default=6)
+    parser.add_argument("--report", action="store_true", help="summarise the saved runs only")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not args.report:
+        for name in args.tasks.split(","):
+            path = OUT / f"{args.model}__{name}.json"
+            if path.exists():
+                continue
+            rows = probe(args.model, name, args.rows, args.history, args.ways.split(","))
+            path.write_text(json.dumps(rows, indent=1))
+            frame = pd.DataFrame(rows)
+            for way, part in frame.groupby("way"):
+                print(
+                    f"{args.model} {name:8} {way:6} follows rule "
+                    f"{(part['said'] == part['by_rule']).mean():.3f} acc "
+                    f"{(part['said'] == part['truth']).mean():.3f} rule acc "
+                    f"{(part['by_rule'] == part['truth']).mean():.3f} s/row "
+                    f"{part['seconds'].mean():.2f}",
+                    flush=True,
+                )
+    frames = [
+        pd.DataFrame(json.loads(p.read_text())).assign(model=p.stem.split("__")[0])
+        for p in sorted(OUT.glob("*.json"))
+    ]
+    if not frames:
+        return
+    frame = pd.concat(frames)
+    summary = frame.groupby(["model", "task", "way"], sort=False).apply(
+        lambda part: pd.Series(
+            {
+                "follows rule": (part["said"] == part["by_rule"]).mean(),
+                "Acc@1": (part["said"] == part["truth"]).mean(),
+                "rule's Acc@1": (part["by_rule"] == part["truth"]).mean(),
+                "s/row": part["seconds"].mean(),
+            }
+        )
+    )
+    if args.markdown:
+        print(summary.round(3).to_markdown())
+    else:
+        print(summary.round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
