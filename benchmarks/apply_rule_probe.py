@@ -14,6 +14,8 @@ Ways to answer (``--ways``):
 - ``score``: the shipped answer, every label scored from the logits right after the prompt.
 - ``check``: the model first writes one short line that checks the row against its Rules
   (``prompts.LABEL_CHECK``, the shipped ``check_tokens``), then the labels are scored after it.
+- ``check_both``: the same, with every branch of the rule named in the Rules line ("down when
+  month is 1, 8 or 9; up when month is any other value"), a wording not shipped.
 
 airline is the dev task; elnino the learning benchmark's held-out one; the others were not
 used to choose anything. Run ``python benchmarks/apply_rule_probe.py --model qwen-1.5b``.
@@ -42,11 +44,31 @@ CHECK_TOKENS = 48
 OUT = Path(__file__).resolve().parent / "results" / "apply_rule"
 
 
-def memory_with(rule: dict | None, majority: str) -> str:
+def both_branches(rule: dict) -> str:
+    """The rule with every branch named ("down when month is 1, 8 or 9; up when month is any
+    other value"), a wording tried against the shipped one (``--ways check,check_both``)."""
+    name = rule["feature"]
+    if "cut" in rule:
+        cut = f"{rule['cut']:g}"
+        low = f"{rule['otherwise']} when {name} is {cut} or below"
+        return f"{rule['above']} when {name} is above {cut}; {low}"
+    groups: dict[str, list[str]] = {}
+    for value, label in rule["values"].items():
+        groups.setdefault(label, []).append(value)
+    parts = [
+        f"{label} when {name} is " + (", ".join(v[:-1]) + " or " + v[-1] if len(v) > 1 else v[0])
+        for label, v in groups.items()
+    ]
+    return "; ".join(parts) + f"; {rule['otherwise']} when {name} is any other value"
+
+
+def memory_with(rule: dict | None, majority: str, wording: str = "shipped") -> str:
     """A memory whose Rules line holds the rule the facts would suggest, as the model copies it."""
     from llmrnn import prompts
 
     said = rule["text"] if rule else majority
+    if rule and wording == "both":
+        said = both_branches(rule)
     return f"Patterns: none yet.\nMistakes: none yet.\nRules: {prompts.LABEL_WORDS['rule']} {said}."
 
 
@@ -90,16 +112,17 @@ def probe(model: str, name: str, rows: int, history: int, ways: list[str]) -> li
         rule = one_feature_rule(table[start:i], truth[start:i], list(X.columns), LABELS)
         majority = LABELS[int(np.argmax(np.bincount(truth[start:i], minlength=2)))]
         by_rule = answer_by_rule(rule, table[i]) if rule else majority
-        state = State(memory=memory_with(rule, majority))
         for way in ways:
+            wording = "both" if way.endswith("_both") else "shipped"
+            state = State(memory=memory_with(rule, majority, wording))
             began = time.perf_counter()
-            p, note = answer(loop, state, table[i], way)
+            p, note = answer(loop, state, table[i], way.removesuffix("_both"))
             out.append(
                 {
                     "task": name,
                     "row": i,
                     "way": way,
-                    "rule": rule["text"] if rule else f"(majority) {majority}",
+                    "rule": state.memory.rsplit("Rules: ", 1)[-1],
                     "by_rule": by_rule,
                     "said": LABELS[int(np.argmax(p))],
                     "truth": labels[i],
@@ -125,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.report:
         for name in args.tasks.split(","):
-            path = OUT / f"{args.model}__{name}.json"
+            tag = "" if args.ways == "score,check" else "__" + args.ways.replace(",", "+")
+            path = OUT / f"{args.model}__{name}{tag}.json"
             if path.exists():
                 continue
             rows = probe(args.model, name, args.rows, args.history, args.ways.split(","))
