@@ -18,9 +18,10 @@ initial memory, so the report shows how often the memory changed the answer and 
 the better. Results are cached as JSON under ``benchmarks/results/learning/runs/`` so a long
 suite can be resumed and extended; ``report`` reads them all.
 
-Series come in three sets (``benchmarks/series.py``): DEV, the series the defaults and the
-facts' suggested correction were chosen on; HELD_OUT, six no default was chosen on; and FRESH,
-four added after the held-out set had been looked at with a model.
+Series come in four sets (``benchmarks/series.py``): DEV, the series the defaults and the
+facts' suggested correction were chosen on; HELD_OUT, six no default was chosen on; FRESH,
+four added after the held-out set had been looked at with a model; and LATE, four added after
+the guard's loss budget was set on all the runs before them.
 """
 
 from __future__ import annotations
@@ -282,7 +283,12 @@ def cmd_run(args: argparse.Namespace) -> None:
         "dev": benchmark_series.DEV,
         "held_out": benchmark_series.HELD_OUT,
         "fresh": benchmark_series.FRESH,
-    }.get(args.set, benchmark_series.DEV + benchmark_series.HELD_OUT + benchmark_series.FRESH)
+        "late": benchmark_series.LATE,
+    }.get(
+        args.set,
+        benchmark_series.DEV + benchmark_series.HELD_OUT + benchmark_series.FRESH
+        + benchmark_series.LATE,
+    )  # fmt: skip
     if args.series:
         names = tuple(args.series.split(","))
     extra = json.loads(args.extra) if args.extra else {}
@@ -312,21 +318,70 @@ def cmd_run(args: argparse.Namespace) -> None:
 # -- report --------------------------------------------------------------------------------
 
 
+def settled_record(run: dict) -> list[tuple[float, float]]:
+    """The run's record as the guard saw it: (the correction ``settle`` used, the actual one).
+
+    Runs recorded before the record kept the corrections as ``settle`` bounded them (with the
+    record's largest correction among the limits) are rebuilt from their answers and limits.
+    """
+    record = [(float(c), float(a)) for c, a in run["record"]]
+    answers, limits = run.get("answers"), run.get("limits")
+    if not answers or not limits or len(answers) != len(record):
+        return record
+    said = np.array([float(str(x).split(",")[0]) for x in answers])
+    c = np.clip(said, -np.asarray(limits), np.asarray(limits))
+    return [(float(ci), a) for ci, (_, a) in zip(c, record)]
+
+
 def replay(run: dict, weigh=None) -> dict:
     """The guard replayed on a run's record: errors of every step, and of the test steps.
 
     The model's answers never depend on the guard's weight (the prompts show the raw answers
     and the actual corrections), so a run's record replays the forecast exactly under any
-    weight rule ``weigh(record) -> w`` (default: ``llmrnn.guard.weight``, the shipped one).
+    weight rule ``weigh(record) -> weights`` (one per step; default: ``llmrnn.guard.weights``,
+    the shipped rule).
     """
     from llmrnn import guard
 
-    weigh = weigh or guard.weight
-    record = [tuple(item) for item in run["record"]]
-    weights = [weigh(record[:i]) for i in range(len(record))]
+    weigh = weigh or guard.weights
+    record = settled_record(run)
+    weights = np.asarray(weigh(record), dtype=float)
     errors = [abs(a - w * c) for (c, a), w in zip(record, weights)]
     test = errors[-run["origins"] :]
-    return {"errors": errors, "weights": weights, "mae": float(np.mean(test))}
+    return {"errors": errors, "weights": weights.tolist(), "mae": float(np.mean(test))}
+
+
+def forecast_effect(run: dict, after: int = 5) -> dict:
+    """The memory's effect on the forecasts under the shipped guard, replayed.
+
+    As ``effect_summary``'s ``changed, error, error_initial, better, worse``: the answer with
+    the initial memory gets the weight the guard would have given it (the same learned slope,
+    its own budget cap), so the comparison holds for the guard that ships, whichever guard the
+    run was recorded with.
+    """
+    from llmrnn import guard
+
+    rows = run["effect_rows"]
+    if "answer_initial" not in rows or not run.get("limits"):
+        return run["effect"]
+    record = settled_record(run)
+    weights = guard.weights(record)
+    limits = np.asarray(run["limits"])
+    again = np.clip([float(str(x).split(",")[0]) for x in rows["answer_initial"]], -limits, limits)
+    error, error0 = [], []
+    for i, ((c, a), w, c0) in enumerate(zip(record, weights, again)):
+        error.append(abs(a - w * c))
+        error0.append(abs(a - guard.next_weight(record[:i], c0) * c0))
+    keep = slice(after, None)
+    changed = np.array(rows["changed"], dtype=bool)[keep]
+    e, e0 = np.array(error)[keep], np.array(error0)[keep]
+    return {
+        "changed": float(changed.mean()),
+        "error": float(e.mean()),
+        "error_initial": float(e0.mean()),
+        "better": int((changed & (e < e0)).sum()),
+        "worse": int((changed & (e > e0)).sum()),
+    }
 
 
 def answer_effect(run: dict, after: int = 5) -> dict:
@@ -368,6 +423,18 @@ def load_runs(tag: str = "") -> pd.DataFrame:
         rows.append(json.loads(path.read_text()))
     frame = pd.DataFrame(rows)
     if len(frame):
+        # every run's forecasts under the guard that ships now (the answers do not depend on
+        # it): runs recorded under an earlier guard are replayed, not rerun
+        frame["mae_recorded"] = frame["mae"]
+        replayed = [replay(run) if run.get("record") else None for run in rows]
+        frame["mae"] = [r["mae"] if r else m for r, m in zip(replayed, frame["mae"])]
+        frame["errors"] = [r["errors"] if r else e for r, e in zip(replayed, frame["errors"])]
+        frame["weights"] = [r["weights"] if r else w for r, w in zip(replayed, frame["weights"])]
+        if "effect_rows" in frame:
+            frame["effect"] = [
+                forecast_effect(run) if run.get("effect_rows") and run.get("record") else e
+                for run, e in zip(rows, frame["effect"])
+            ]
         frame["mase"] = frame["mae"] / frame["scale"]
         frame["mase_base"] = frame["mae_base"] / frame["scale"]
         frame["mase_naive"] = frame["mae_naive"] / frame["scale"]
@@ -375,8 +442,9 @@ def load_runs(tag: str = "") -> pd.DataFrame:
             [
                 frame["series"].isin(benchmark_series.DEV),
                 frame["series"].isin(benchmark_series.FRESH),
+                frame["series"].isin(benchmark_series.LATE),
             ],
-            ["dev", "fresh"],
+            ["dev", "fresh", "late"],
             "held-out",
         )
     return frame
@@ -646,7 +714,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         naive = mine.groupby(["set", "series"])["mase_naive"].first()
         table = pivot.assign(**{"base alone": base, "naive": naive})
         parts = []
-        for part in ("dev", "held-out", "fresh"):
+        for part in ("dev", "held-out", "fresh", "late"):
             if part in table.index.get_level_values(0):
                 block = table.loc[[part]]
                 mean_row = block.mean().to_frame((part, "mean")).T
@@ -777,21 +845,23 @@ def suggestion_section(runs: pd.DataFrame) -> list[str]:
     ]
 
 
-#: Weight rules the guard section replays on every run's record: name -> weigh(record).
+#: Weight rules the guard section replays on every run's record: name -> weigh(record), the
+#: weights of every step.
 GUARD_RULES = {
-    "shipped (z=1, prior 2 steps)": None,
-    "full weight (bound only)": lambda record: 1.0,
-    "z=0.5": lambda record: _guard_weight(record, z=0.5),
-    "z=0": lambda record: _guard_weight(record, z=0.0),
-    "prior 1 step": lambda record: _guard_weight(record, prior_steps=1.0),
-    "no prior, z=0.5": lambda record: _guard_weight(record, prior_steps=0.0, z=0.5),
+    "shipped (slope within a 2% budget)": None,
+    "slope alone (before the budget)": lambda record: _guard_weights(record, tolerance=None),
+    "full weight (bound only)": lambda record: np.ones(len(record)),
+    "budget 1%": lambda record: _guard_weights(record, tolerance=0.01),
+    "budget 5%": lambda record: _guard_weights(record, tolerance=0.05),
+    "z=0.5, budget 2%": lambda record: _guard_weights(record, z=0.5),
+    "z=0, no prior, budget 2%": lambda record: _guard_weights(record, z=0.0, prior_steps=0.0),
 }
 
 
-def _guard_weight(record, **settings) -> float:
+def _guard_weights(record, **settings) -> np.ndarray:
     from llmrnn import guard
 
-    return guard.weight(record, **settings)
+    return guard.weights(record, **settings)
 
 
 def guard_section() -> list[str]:
@@ -815,6 +885,7 @@ def guard_section() -> list[str]:
     table = frame.groupby(["model", "strategy", "set"])[list(GUARD_RULES)].mean()
     table.insert(0, "runs", frame.groupby(["model", "strategy", "set"]).size())
     overall = frame.groupby(["model", "strategy"])[list(GUARD_RULES)].mean()
+    worst = frame.groupby(["model", "strategy"])[list(GUARD_RULES)].max()
     dev = frame[frame["set"] == "dev"][list(GUARD_RULES)].mean()
     other = frame[frame["set"] != "dev"][list(GUARD_RULES)].mean()
     shipped = next(iter(GUARD_RULES))
@@ -823,18 +894,23 @@ def guard_section() -> list[str]:
         "",
         "The model's answers never depend on the guard's weight, so each run's record (the "
         "model's bounded correction and the actual correction at every step) replays the "
-        "forecast exactly under another weight rule (`replay`; the shipped rule reproduces the "
-        "recorded weights). MAE over the base alone's MAE on the scored steps, mean over the "
-        "runs; tagged runs (earlier facts) add answers of other prompts. A code-only probe "
-        "(`benchmarks/rule_probe.py`) found the guard costing accuracy on a model that copies "
-        "the suggestion exactly (the suggestion is shrunk already, and the guard shrinks it "
-        "again); this table asks the same of the real model's answers.",
+        "forecast exactly under another weight rule (`replay`; runs recorded before the record "
+        "kept the corrections as `settle` bounded them are rebuilt from their answers and "
+        "bounds). MAE over the base alone's MAE on the scored steps; tagged runs (earlier "
+        "facts) add answers of other prompts. The shipped rule is the learned slope capped by "
+        "a loss budget (`llmrnn.guard.weights`: over the record, the forecasts' total absolute "
+        "error stays within 1.02 times the anchor's); its 2% is the issue's own tolerance, not "
+        "a tuned value. 'slope alone' is the rule before the budget.",
         "",
         table.reset_index().round(3).to_markdown(index=False),
         "",
         "Mean over all sets:",
         "",
         overall.reset_index().round(3).to_markdown(index=False),
+        "",
+        "Worst single run (the goal: at most 1.02):",
+        "",
+        worst.reset_index().round(3).to_markdown(index=False),
         "",
         f"Lowest mean over every dev run: {dev.idxmin()} ({dev.min():.3f}; the shipped rule "
         f"{dev[shipped]:.3f}); over every held-out and fresh run it gives "
@@ -907,7 +983,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="backtest one model on a set of series")
     run.add_argument("--model", default="embedded", help="embedded, qwen-0.5b or qwen-1.5b")
-    run.add_argument("--set", default="all", choices=["dev", "held_out", "fresh", "all"])
+    run.add_argument("--set", default="all", choices=["dev", "held_out", "fresh", "late", "all"])
     run.add_argument("--series", default="", help="comma-separated names (overrides --set)")
     run.add_argument("--strategies", default=",".join(STRATEGIES))
     run.add_argument("--origins", type=int, default=ORIGINS)

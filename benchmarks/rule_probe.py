@@ -7,7 +7,7 @@ suggestion was the mean of the last three actual corrections; the learning bench
 that this rule, applied as it is, is worse than no correction on most series. This probe
 replays candidate suggestions on the default base's own one-step errors (no LLM: the
 suggestion stands in for a model that copies it exactly), scored at full weight and through
-the shipped guard (``llmrnn.guard.weight``).
+the shipped guard (``llmrnn.guard.weights``).
 
 Candidates (each computed from the record before the step it corrects):
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
                 said = np.array(said)
                 raw = np.abs(actual - said)[-args.scored :].mean()
                 record = list(zip(said, actual))
-                w = np.array([guard.weight(record[:i]) for i in range(len(record))])
+                w = guard.weights(record)
                 guarded = np.abs(actual - w * said)[-args.scored :].mean()
                 row[key] = raw / base
                 row[key + "+guard"] = guarded / base

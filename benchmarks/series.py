@@ -14,6 +14,9 @@ Two sets, kept apart on purpose:
   a model: the rule the memory is given (``tasks.py``'s facts) was chosen on ``DEV`` by a
   code-only probe (``benchmarks/rule_probe.py``) and confirmed here and on ``HELD_OUT``.
 
+- ``LATE``: added in the ninth session, after the guard's loss budget (``llmrnn.guard``) was
+  set on every run recorded before; no prompt, default or guard setting was chosen on them.
+
 Each loader returns the series (float, with a PeriodIndex where the data has dates), a one-line
 description for the model's task sentence, and the season length a statistician would use.
 """
@@ -25,7 +28,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-__all__ = ["DEV", "FRESH", "HELD_OUT", "SERIES", "load"]
+__all__ = ["DEV", "FRESH", "HELD_OUT", "LATE", "SERIES", "load"]
 
 
 def _sktime(loader: str) -> pd.Series:
@@ -90,6 +93,23 @@ def _danish_money() -> pd.Series:
     return series.rename("danish_money")
 
 
+def _production() -> pd.Series:
+    import sktime.datasets
+
+    _, data = sktime.datasets.load_uschange()
+    series = data["Production"].astype(float)
+    series.index = pd.period_range(start="1970Q1", periods=len(series), freq="Q")
+    return series.rename("production")
+
+
+def _de_rate() -> pd.Series:
+    data = _statsmodels("interest_inflation")
+    series = data["R"].astype(float) * 100
+    start = f"{int(data['year'].iloc[0])}Q{int(data['quarter'].iloc[0])}"
+    series.index = pd.period_range(start=start, periods=len(series), freq="Q")
+    return series.rename("de_rate")
+
+
 def _unemployment() -> pd.Series:
     return _macro("unemp")
 
@@ -116,11 +136,16 @@ SERIES: dict[str, tuple[Callable[[], pd.Series], str, int]] = {
     "danish_money": (_danish_money, "quarterly log real money supply in Denmark", 4),
     "m1": (lambda: _macro("m1"), "quarterly US M1 money stock, $bn", 4),
     "realgdp": (lambda: _macro("realgdp"), "quarterly US real GDP, $bn", 4),
+    "cpi": (lambda: _macro("cpi"), "quarterly US consumer price index", 4),
+    "realint": (lambda: _macro("realint"), "quarterly US real interest rate, %", 4),
+    "production": (_production, "quarterly change of US industrial production, %", 4),
+    "de_rate": (_de_rate, "quarterly German long-term interest rate, %", 4),
 }
 
 DEV = ("airline", "lynx", "shampoo", "uschange", "unemp", "sunspots")
 HELD_OUT = ("co2", "nile", "elnino", "infl", "realinv", "tbilrate")
 FRESH = ("elec_equip", "danish_money", "m1", "realgdp")
+LATE = ("cpi", "realint", "production", "de_rate")
 
 
 def load(name: str) -> tuple[pd.Series, str, int]:

@@ -61,10 +61,79 @@ def test_settle_bounds_and_weighs_the_correction(weight):
     record = tuple((float(c), float(c)) for c in [1.0, -1.0, 2.0, -2.0, 1.5])
     prediction, w, fault = task.settle(np.array([-31.0]), observation, record)
     limit = 2.0  # the largest move of the window and of the record's actual corrections
-    expected_w = guard.weight(record) if weight is None else weight
+    expected_w = guard.next_weight(record, -limit) if weight is None else weight
     assert w == pytest.approx(expected_w)
+    if weight is None:  # the record's corrections gained nothing: the budget caps the slope
+        assert 0.0 < w < guard.weight(record)
     assert prediction[0] == pytest.approx(104.0 - expected_w * limit)
     assert "beyond any move seen" in fault
+
+
+#: One step ahead on tbilrate with Qwen2.5-Coder-1.5B (benchmarks/results/learning): three
+#: corrections came true, then the model answered the last actual correction and the rate turned.
+TBILRATE = [(-0.01, 0.509), (0.01, 0.544), (0.01, 0.318), (0.01, 0.005), (0.0, 0.058),
+            (0.01, 0.068), (0.02, -0.222), (-0.05, -0.790), (-0.23, -0.958), (-0.54, -1.427),
+            (-1.43, 0.185), (0.03, -0.591), (-0.08, -1.035), (-0.23, 0.108)]  # fmt: skip
+
+
+def _loss_ratio(record, w):
+    c, a = np.asarray(record, dtype=float).T
+    return np.sum(np.abs(a - w * c)) / np.sum(np.abs(a))
+
+
+def test_the_budget_keeps_a_turn_from_costing_more_than_the_tolerance():
+    slope = np.array([guard.weight(TBILRATE[:i]) for i in range(len(TBILRATE))])
+    assert _loss_ratio(TBILRATE, slope) > 1.05  # the slope alone trusted the streak
+    budgeted = guard.weights(TBILRATE)
+    assert _loss_ratio(TBILRATE, budgeted) <= 1.0 + guard.TOLERANCE
+    assert np.all(budgeted <= slope + 1e-12) and budgeted.max() > 0  # capped, not switched off
+    np.testing.assert_array_equal(guard.weights(TBILRATE, tolerance=None), slope)
+
+
+def test_the_budget_grows_with_what_the_corrections_gained():
+    rng = np.random.default_rng(3)
+    c = rng.normal(size=40)
+    helpful = list(zip(c, c + 0.2 * rng.normal(size=40)))
+    w = guard.weights(helpful)
+    assert w[10] < w[-1] and w[-1] > 0.7  # trust is earned by winning, then given
+    assert guard.next_weight(helpful, 100.0) < guard.next_weight(helpful, 0.5)  # big risk, less
+
+
+def _records(seed: int) -> list[tuple[float, float]]:
+    """Corrections that come true until a turn, then point the wrong way; heavy-tailed noise."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(8, 60))
+    c = rng.normal(size=n) * rng.choice([0.01, 1.0, 100.0])
+    sign = np.where(np.arange(n) < rng.integers(4, n), 1.0, -1.0)
+    return list(zip(c, sign * c + 0.3 * np.abs(c).mean() * rng.standard_t(2, size=n)))
+
+
+def _worst_prefix(record, w) -> float:
+    return max(_loss_ratio(record[:i], w[:i]) for i in range(1, len(record) + 1))
+
+
+def test_the_budget_is_a_guarantee_on_every_prefix():
+    records = [_records(seed) for seed in range(30)]
+    for record in records:
+        w = guard.weights(record)
+        assert np.all((0 <= w) & (w <= 1))
+        assert _worst_prefix(record, w) <= 1.0 + guard.TOLERANCE + 1e-9
+    # the same records break the tolerance under the slope alone: the test can fail
+    slope_only = [_worst_prefix(r, guard.weights(r, tolerance=None)) for r in records]
+    assert max(slope_only) > 1.0 + guard.TOLERANCE
+
+
+def test_residuals_and_the_record_replay_what_settle_did():
+    task = ForecastTask(scale=1.0, based=True)
+    window = np.array([100.0, 101.0, 103.0, 102.0])
+    record: tuple = ()
+    for step, (answer, truth) in enumerate([(1.0, 105.0), (1.5, 106.0), (30.0, 103.0)] * 3):
+        observation = Anchored(window + step, np.array([104.0 + step]), "Theta")
+        prediction, w, _ = task.settle(np.array([answer]), observation, record)
+        item = task.record_item(np.array([answer]), observation, np.array([truth + step]), record)
+        record = (*record, item)
+        assert truth + step - prediction[0] == pytest.approx(task.residuals(record)[-1])
+        assert w == pytest.approx(guard.weights(record)[-1])
 
 
 def test_value_answers_are_guarded_as_changes_from_the_last_value():

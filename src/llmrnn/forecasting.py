@@ -173,10 +173,13 @@ class LLMRNNForecaster(BaseForecaster):
     correction_weight : "learned" or float, default="learned"
         How much of the model's (bounded) correction reaches the forecast: the forecast is the
         anchor (the base forecast, or the last value) plus this weight times the correction.
-        "learned" learns it online from the model's own record (``llmrnn.guard.weight``): 0 until
+        "learned" learns it online from the model's own record (``llmrnn.guard``): 0 until
         its corrections have come true often enough, up to 1 when they keep doing so, so a
-        model that does not help falls back to the base. A number in [0, 1] fixes it; 1.0 takes
-        the model's corrections as they are (the paper's loop, still bounded).
+        model that does not help falls back to the base; and never more than a loss budget
+        allows, so that over the record the one-step forecasts' total absolute error stays
+        within 1.02 times the anchor's (the budget grows with what the corrections have
+        gained). A number in [0, 1] fixes it, with no budget; 1.0 takes the model's corrections
+        as they are (the paper's loop, still bounded).
     calendar : None, True, str or pandas holiday calendar, default=None
         Calendar facts of the times being forecast, shown to the model with each step: True
         gives the date (weekday and date for daily or finer data; the month, quarter or year
@@ -689,8 +692,9 @@ class LLMRNNForecaster(BaseForecaster):
 
         Each recurrent step is predicted again with the memory it started from replaced by the
         initial one (for "full_history" and "memprompt": with no past steps or notes); the
-        window, the base forecast and the guard's weight stay the same, so any difference is the
-        memory's doing. Costs one model call per step; the estimator does not change.
+        window, the base forecast and the record the guard learns its weight from stay the
+        same, so any difference is the memory's doing. Costs one model call per step; the
+        estimator does not change.
 
         Returns
         -------

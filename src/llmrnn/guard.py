@@ -14,6 +14,15 @@ guards stand between the model's correction and the forecast:
    standard error. A model whose corrections do not help falls back to the anchor; one whose
    corrections keep coming true is trusted more. Until the record has ``MIN_STEPS`` steps the
    weight is 0: trust is earned, not assumed.
+3. **Budget.** The weight is then capped so that the step can lose, at worst, what the model's
+   corrections have gained over the anchor so far plus ``TOLERANCE`` (2%) of the anchor's own
+   absolute errors: a step's loss against the anchor is at most ``w * |correction|`` (reached
+   when the truth lands on the anchor's other side), so with
+   ``w <= (TOLERANCE * sum|a| + gain) / |correction|`` the forecast's total absolute one-step
+   error over the record is never above ``(1 + TOLERANCE)`` times the anchor's (``weights``;
+   a guarantee over the steps the record keeps, not a hope). A model must win before it may
+   risk much: the slope alone let one turn cost 12% on a series where the corrections had come
+   true three times in a row (``docs/decisions.md``, "A loss budget").
 
 Why this rule and not sktime's ``OnlineEnsembleForecaster``: see ``docs/decisions.md``
 ("Never worse than the base by much").
@@ -26,7 +35,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["DISCOUNT", "MIN_STEPS", "PRIOR_STEPS", "Z", "bound", "largest_moves", "weight"]
+__all__ = [
+    "DISCOUNT",
+    "MIN_STEPS",
+    "PRIOR_STEPS",
+    "TOLERANCE",
+    "Z",
+    "bound",
+    "largest_moves",
+    "next_weight",
+    "weight",
+    "weights",
+]
 
 #: Each older step counts this much less than the next one (effective memory ~20 steps).
 DISCOUNT = 0.95
@@ -36,6 +56,8 @@ MIN_STEPS = 3
 PRIOR_STEPS = 2.0
 #: Standard errors taken off the slope: a weight needs evidence.
 Z = 1.0
+#: The budget: the record's total absolute error may exceed the anchor's by this share, at most.
+TOLERANCE = 0.02
 
 
 def largest_moves(window: np.ndarray, horizon: int) -> np.ndarray:
@@ -104,3 +126,61 @@ def weight(
     residual = float(np.sum(d * (a - slope * c) ** 2)) / max(n - 1.0, 1.0)
     stderr = math.sqrt(residual / (scc + prior))
     return float(np.clip(slope - z * stderr, 0.0, 1.0))
+
+
+def weights(
+    record: Sequence[tuple[float, float]], *, tolerance: float | None = TOLERANCE, **settings
+) -> np.ndarray:
+    """The weight the guard gave each step of ``record``: the learned slope, within the budget.
+
+    Parameters
+    ----------
+    record : sequence of (float, float)
+        Oldest first: the model's (bounded) one-step correction ``c`` and the actual correction
+        ``a`` (truth minus anchor) of every step.
+    tolerance : float or None, default=TOLERANCE
+        The share of the anchor's absolute errors the forecast may lose on top of its gains;
+        None: no budget (the slope alone, the rule before the budget).
+    **settings
+        ``z``, ``prior_steps``, ``min_steps``, ``discount`` of :func:`weight`.
+
+    Returns
+    -------
+    np.ndarray of shape (len(record),)
+        ``w[i] = min(weight(record[:i]), budget[i] / |c[i]|)``, where ``budget[i]`` is
+        ``tolerance * sum(|a|) + sum(|a| - |a - w c|)`` over the steps before ``i``. So for
+        every ``i``: ``sum(|a - w c|) <= (1 + tolerance) * sum(|a|)`` over ``record[:i + 1]``.
+    """
+    items = [(float(c), float(a)) for c, a in record]
+    out = np.zeros(len(items))
+    for i, (c, _) in enumerate(items):
+        out[i] = _capped(items[:i], out[:i], c, tolerance, settings)
+    return out
+
+
+def next_weight(
+    record: Sequence[tuple[float, float]],
+    correction: float,
+    *,
+    tolerance: float | None = TOLERANCE,
+    **settings,
+) -> float:
+    """The weight of the next one-step ``correction``, after ``record`` (see :func:`weights`)."""
+    items = [(float(c), float(a)) for c, a in record]
+    given = weights(items, tolerance=tolerance, **settings)
+    return _capped(items, given, float(correction), tolerance, settings)
+
+
+def _capped(items: list, given: np.ndarray, correction: float, tolerance, settings) -> float:
+    """The slope of ``items``, capped by the budget the weights ``given`` to them left."""
+    w = weight(items, **settings)
+    if tolerance is None or w == 0.0 or correction == 0.0:
+        return w
+    if items:
+        c, a = np.asarray(items, dtype=float).T
+        budget = tolerance * float(np.sum(np.abs(a))) + float(
+            np.sum(np.abs(a) - np.abs(a - given * c))
+        )
+    else:
+        budget = 0.0
+    return float(np.clip(budget / abs(correction), 0.0, w))

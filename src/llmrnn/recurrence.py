@@ -576,9 +576,9 @@ class Recurrence:
     def memory_effect(self, steps: Sequence[Replay], initial: State) -> list[dict[str, Any]]:
         """Each step's answer with the memory it had, against the answer with ``initial``.
 
-        Everything else in the prompt is the same (the observation, the record and so the
-        guard's weight), so a difference is the memory's doing. One model call per step; the
-        steps are independent, so they are answered side by side (``lockstep``).
+        Everything else in the prompt is the same (the observation and the record, from which
+        the guard learns its weight), so a difference is the memory's doing. One model call
+        per step; the steps are independent, so they are answered side by side (``lockstep``).
 
         Parameters
         ----------
@@ -593,7 +593,8 @@ class Recurrence:
             One per step: ``step, index, answer, answer_initial, prediction,
             prediction_initial, truth, error, error_initial, error_answer,
             error_answer_initial, changed``. ``error`` is the forecast's (after the guard's
-            learned weight, which is the same for both: it comes from the record);
+            weight: the same slope for both, learned from the record, each capped by the loss
+            budget for its own correction's size);
             ``error_answer`` is the answer's at full weight (the guard's bound only), so a
             memory that improves what the model says shows even while the guard trusts it
             little.
@@ -676,7 +677,7 @@ class Recurrence:
             said += f" (check: {' '.join(check.text.split())})"
         record = state.record
         if truth is not None:
-            record = state.recorded(self.task.record_item(answer, observation, truth))
+            record = state.recorded(self.task.record_item(answer, observation, truth, state.record))
         outcome = self.task.outcome(answer, truth, observation) if truth is not None else ""
 
         # 2. reflect on the error (truth) or judge the answer (no truth)

@@ -119,8 +119,9 @@ class Task(Protocol):
         """The answer as the model wrote it (model units), for the reflection."""
         ...
 
-    def record_item(self, answer: Any, observation: Any, truth: Any) -> tuple:
-        """What the record keeps of one step with its truth (the input of ``settle``/``facts``)."""
+    def record_item(self, answer: Any, observation: Any, truth: Any, record: tuple = ()) -> tuple:
+        """What the record keeps of one step with its truth (the input of ``settle``/``facts``);
+        ``record`` is the record before the step, as ``settle`` saw it."""
         ...
 
     def facts(self, record: tuple) -> str:
@@ -234,8 +235,8 @@ class ForecastTask:
         Whether observations carry a base forecast (:class:`Anchored`); only the words of the
         facts depend on it.
     weight : float or None
-        The weight of the model's corrections; None learns it online from the record
-        (``guard.weight``).
+        The weight of the model's corrections; None learns it online from the record, within
+        the guard's loss budget (``guard.next_weight``).
     exog_scales : tuple of (float or None)
         One per exogenous column: the scale its numbers are written at (``choose_scale`` of
         the column in ``fit``), or None for a text or categorical column.
@@ -417,7 +418,10 @@ class ForecastTask:
         corrections = self.corrections(answer, observation)
         horizon = corrections.size
         bounded, cut = guard.bound(corrections, self.limits(observation, horizon, record))
-        w = guard.weight(record) if self.weight is None else float(self.weight)
+        if self.weight is None:
+            w = guard.next_weight(record, bounded[0])
+        else:
+            w = float(self.weight)
         prediction = self.anchors(observation, horizon) + w * bounded
         fault = ""
         if cut:
@@ -438,21 +442,24 @@ class ForecastTask:
     def residuals(self, record: tuple) -> np.ndarray:
         """The forecast's own one-step errors over the record (actual minus forecast), each
         with the weight the guard had at that step: what intervals widen by."""
-        items = list(record)
-        weights = [
-            guard.weight(items[:i]) if self.weight is None else float(self.weight)
-            for i in range(len(items))
-        ]
-        return np.array([a - w * c for (c, a), w in zip(items, weights)], dtype=float)
+        items = np.asarray(record, dtype=float).reshape(-1, 2)
+        if self.weight is None:
+            weights = guard.weights(items)
+        else:
+            weights = np.full(len(items), float(self.weight))
+        return items[:, 1] - weights * items[:, 0]
 
     def render_answer(self, answer: np.ndarray) -> str:
         fmt = self._answer_format
         return ", ".join(f"{v:+.6g}" if fmt.signed else f"{v:.6g}" for v in np.atleast_1d(answer))
 
-    def record_item(self, answer: np.ndarray, observation: Any, truth: Any) -> tuple[float, float]:
-        """(the model's bounded one-step correction, the actual correction), data units."""
+    def record_item(
+        self, answer: np.ndarray, observation: Any, truth: Any, record: tuple = ()
+    ) -> tuple[float, float]:
+        """(the model's one-step correction, bounded as ``settle`` bounded it with the same
+        ``record``; the actual correction), data units: the guard's weights replay exactly."""
         correction = self.corrections(answer, observation)[:1]
-        bounded, _ = guard.bound(correction, self.limits(observation, 1, ()))
+        bounded, _ = guard.bound(correction, self.limits(observation, 1, record))
         actual = float(np.atleast_1d(truth)[0]) - float(self.anchors(observation, 1)[0])
         return (float(bounded[0]), actual)
 
@@ -763,7 +770,9 @@ class LabelTask:
     def rule_grammar(self) -> None:
         return None
 
-    def record_item(self, answer: int, observation, truth: int) -> tuple[int, int, str, tuple]:
+    def record_item(
+        self, answer: int, observation, truth: int, record: tuple = ()
+    ) -> tuple[int, int, str, tuple]:
         """(label answered, true label, the row in short, its values); labels by position."""
         values = tuple(v.item() if isinstance(v, np.generic) else v for v in observation)
         return (int(answer), int(truth), self.summary(observation), values)
@@ -780,10 +789,7 @@ class LabelTask:
                 hits.append(f"{label}: right {good} of {len(answered)} times")
         truths = [item[1] for item in record]
         counts = np.bincount(truths, minlength=len(self.labels))
-        rule = None
-        if all(len(item) > 3 for item in record):  # records of earlier versions lack the values
-            rows = [item[3] for item in record]
-            rule = one_feature_rule(rows, truths, self.feature_names, self.labels)
+        rule = self._rule(record)
         if rule is None:
             majority = self.labels[int(np.argmax(counts))]
             kept = prompts.LABEL_NO_RULE.format(
@@ -802,6 +808,14 @@ class LabelTask:
             ),
             kept=kept,
         )
+
+    def _rule(self, record: tuple) -> dict | None:
+        """``one_feature_rule`` of the record's rows (None: none beats the majority label)."""
+        if not record or not all(len(item) > 3 for item in record):
+            return None  # records of earlier versions lack the values
+        truths = [item[1] for item in record]
+        return one_feature_rule([item[3] for item in record], truths, self.feature_names,
+                                self.labels)  # fmt: skip
 
     def render_prediction(self, prediction: int) -> str:
         return self.labels[int(prediction)]
