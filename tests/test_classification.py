@@ -73,6 +73,11 @@ def test_partial_fit_rewrites_memory_and_adds_trace_rows(updown):
     checked = trace["answer"].str.contains("(check: ", regex=False)
     assert (checked | trace["fault"].str.contains("empty rule check")).all()
     assert clf.memory_ == trace["memory"].iloc[-1]
+    # the Rules line states the rule the facts ended with (the model's copy, or the rule put
+    # back where the copy changed it, with the repair in the fault column)
+    rule = clf._task.suggested_rule(clf._loop_state.record)
+    if "cut" not in trace["fault"].iloc[-1]:  # a rule longer than its section's word budget
+        assert clf.memory_.splitlines()[-1].split() == f"Rules: Answer {rule}".split()
     expected = error_correction_rate(clf.get_trace()["error"], threshold=0.5)
     assert clf.error_correction_rate_ == pytest.approx(expected, nan_ok=True)
     clf.update(X[4:5], y[4:5])  # the shared name of the recurrent update

@@ -114,3 +114,30 @@ def test_the_label_rule_check_is_written_before_the_labels_are_scored():
     _, record = loop.step(State(memory=rules), (1.0,), 1)
     assert not backend.prompts[1].endswith(prompts.LABEL_CHECK_ANSWER)
     assert record.answer in ("down", "up") and "empty rule check" in record.fault
+
+
+def test_a_rewrite_that_changes_the_facts_rule_gets_the_rule_back():
+    """The classifier's Rules line must state the rule its facts end with, as it is."""
+    from llmrnn.tasks import LabelTask
+    from tests._scripted import ScriptedBackend
+
+    task = LabelTask.build(np.array(["down", "up"]), ["x0"])
+    past = tuple(task.record_item(0, (c,), int(c > 0)) for c in [0.5, -0.3, 1.2, -2.0, 0.1])
+    rule = "up when x0 is above 0; otherwise down"
+    config = LoopConfig(memory_words=60, check_tokens=0)
+    for written, kept in (
+        (" down when x0 is above 0; otherwise up", False),  # the labels swapped
+        (" Up when x0 is above 0;  otherwise down.", True),  # the same rule
+    ):
+        # score (one dummy text), reflect, then the Patterns, Mistakes and Rules lines
+        backend = ScriptedBackend(["-", " x0 led.", " x0 leads.", " were right.", written])
+        state, record = Recurrence(backend, task, config).step(State(record=past), (-0.4,), 0)
+        assert task.suggested_rule(state.record) == rule
+        line = state.memory.splitlines()[-1]
+        if kept:
+            assert line.split() == ("Rules: Answer" + written).split()  # the model's own words
+            assert "facts' rule" not in record.fault
+        else:
+            assert line == f"Rules: Answer {rule}"
+            assert "Rules line did not state the facts' rule ('down when x0" in record.fault
+    assert ForecastTask.from_series(np.arange(9.0)).suggested_rule(((0.1, 0.2),) * 5) is None

@@ -74,6 +74,16 @@ class ContextBudgetError(ValueError):
     """The prompt cannot fit ``context_tokens`` even with the shortest observation."""
 
 
+def _states(written: str, rule: str) -> bool:
+    """Whether a Rules line (after its primer) states ``rule``: the same words, case, spaces
+    and a final full stop aside."""
+
+    def norm(text: str) -> str:
+        return " ".join(text.split()).rstrip(".").casefold()
+
+    return norm(written) == norm(rule)
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """Settings of the recurrence (validated by the estimators).
@@ -514,12 +524,16 @@ class Recurrence:
         feedback = f"{outcome} {note}".strip() if cfg.feedback == "truth" else note
         return msgs + [Message("assistant", reflection.text)], reflection, feedback, faults
 
-    def _rewrite_gen(self, msgs: list[Message], memory: str, seed: int) -> Step:
+    def _rewrite_gen(
+        self, msgs: list[Message], memory: str, seed: int, rule: str | None = None
+    ) -> Step:
         """Phase 3: h(t) from h(t-1) and the step, one section at a time, then validated.
 
         Continues the reflection's conversation, where the old memory stands without its Rules:
         the new Rules come from this step's outcome, facts and lesson; a section the rewrite
-        loses keeps its previous text.
+        loses keeps its previous text. With ``rule`` (``Task.suggested_rule``: the rule the
+        facts end with), a Rules line that does not state it as it is gets it instead, and the
+        repair is recorded.
         """
         cfg, words = self.config, self.task.words
         share = mem.section_words(cfg.memory_words)
@@ -531,7 +545,7 @@ class Recurrence:
                 f"context_tokens={cfg.context_tokens} cannot hold the memory rewrite ({needed} "
                 "tokens with its answer): raise context_tokens or lower memory_words."
             )
-        lines, calls = [], []
+        lines, calls, copy_fault = [], [], ""
         for name in mem.SECTIONS:
             primer = prompts.REWRITE_PRIMERS[name].format(**words)
             rules = name == mem.SECTIONS[-1]
@@ -549,9 +563,15 @@ class Recurrence:
             line = primer + done.text.split("\n")[0]
             if not done.text.strip():
                 line = f"{name}:"  # nothing written: the previous section is kept
+            if rules and rule is not None and not _states(line[len(primer) :], rule):
+                said = " ".join(line[len(primer) :].split())[:80]
+                copy_fault = f"Rules line did not state the facts' rule ('{said}'): kept the rule"
+                line = f"{primer.rstrip()} {rule}"
             lines.append(line)
             prompt += line + "\n"
         new_memory, repairs = mem.settle_rewrite(memory, "\n".join(lines), cfg.memory_words)
+        if copy_fault:
+            repairs.append(copy_fault)
         if any(c.truncated for c in calls) and not any("over budget" in r for r in repairs):
             new_memory = "\n".join(mem.finished(line) for line in new_memory.splitlines())
             repairs.append("memory rewrite over budget: cut at the last finished sentence")
@@ -690,7 +710,10 @@ class Recurrence:
             faults += more
             # 3. rewrite the bounded memory
             if self.plan.rewrite:
-                memory, rewrites, more = yield from self._rewrite_gen(talk, state.memory, seed)
+                rule = self.task.suggested_rule(record) if cfg.feedback == "truth" else None
+                memory, rewrites, more = yield from self._rewrite_gen(
+                    talk, state.memory, seed, rule
+                )
                 calls += rewrites
                 faults += more
 

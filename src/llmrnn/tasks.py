@@ -128,6 +128,11 @@ class Task(Protocol):
         """Facts computed from the record, for the reflect call ("" when there is none)."""
         ...
 
+    def suggested_rule(self, record: tuple) -> str | None:
+        """The Rules line (after the rule words) the facts end with, when the rewrite must keep
+        it as it is; None when the model's own Rules line stands."""
+        ...
+
     def rule_grammar(self) -> str | None:
         """GBNF for the memory's Rules line after its primer, or None (free text)."""
         ...
@@ -485,6 +490,10 @@ class ForecastTask:
             suggest=fmt.render(rate * actual[-1]),
         )
 
+    def suggested_rule(self, record: tuple) -> None:
+        """None: the Rules line's number is the model's (the grammar keeps it a number)."""
+        return None
+
     def render_prediction(self, prediction: np.ndarray) -> str:
         return self.values.render_many(np.atleast_1d(prediction))
 
@@ -816,6 +825,21 @@ class LabelTask:
         truths = [item[1] for item in record]
         return one_feature_rule([item[3] for item in record], truths, self.feature_names,
                                 self.labels)  # fmt: skip
+
+    def suggested_rule(self, record: tuple) -> str | None:
+        """The rule the facts end with, which the rewrite's Rules line must state as it is.
+
+        The 1.5B model's Rules line sometimes swapped the rule's labels ("Answer up when month
+        is 1, 8, 9, 10; otherwise down" for the facts' "down when ..."), and its answers
+        followed the swapped rule; a copy that changes the rule is replaced by the rule.
+        """
+        if not record:
+            return None
+        rule = self._rule(record)
+        if rule is not None:
+            return str(rule["text"])
+        counts = np.bincount([item[1] for item in record], minlength=len(self.labels))
+        return self.labels[int(np.argmax(counts))]
 
     def render_prediction(self, prediction: int) -> str:
         return self.labels[int(prediction)]
