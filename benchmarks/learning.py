@@ -151,8 +151,9 @@ def run_one(model: str, name: str, strategy: str, origins: int, fit_steps: int, 
     return result
 
 
-#: up/down tasks: name -> series (dev: airline, the earlier benchmark's; held-out: elnino)
-UPDOWN = {"airline": "airline", "elnino": "elnino"}
+#: up/down tasks: name -> series (dev: airline, the earlier benchmark's; held-out: elnino;
+#: unemp: only in apply_rule_probe's check of the rule check, which chose nothing)
+UPDOWN = {"airline": "airline", "elnino": "elnino", "unemp": "unemp"}
 
 
 def classify_one(model: str, name: str, strategy: str, rows: int, fit_steps: int) -> dict:
@@ -618,6 +619,7 @@ def context_section() -> list[str]:
 EARLIER_LABELS = {
     "hitrates": "facts with hit rates and label shares, no rule",
     "scored": "facts ending with the rule, labels scored at once without the rule check",
+    "freecopy": "the rule check, with the Rules line as the model wrote it (no copy check)",
 }
 
 
@@ -656,7 +658,9 @@ def classification_section() -> list[str]:
         "with the rule to keep: the one-feature rule of `tasks.one_feature_rule` "
         "(`benchmarks/label_rule_probe.py`), or the majority label. rnn answers after its "
         "rule check (`check_tokens`: the model writes one line checking the row against its "
-        "Rules, then the labels are scored; `benchmarks/apply_rule_probe.py`).",
+        "Rules, then the labels are scored; `benchmarks/apply_rule_probe.py`). Since the "
+        "ninth session the memory's Rules line must state the facts' rule (a rewrite that "
+        "changes it gets the rule back); unemp was used by no earlier choice of this section.",
         "",
     ]
     for model in [m for m in MODELS if m in set(frame["model"])]:

@@ -164,3 +164,14 @@ def test_facts_suggest_part_of_the_last_error_only_where_errors_persisted():
     assert not persisted.rstrip().endswith("+0.0")
     flipped = task.facts(tuple((0.0, a) for a in [2.0, -2.0, 2.1, -1.9, 2.0, -2.2, 1.9, -2.0]))
     assert "does not show" in flipped and flipped.rstrip().endswith("+0.0")
+
+
+def test_one_lucky_correction_among_neutral_answers_earns_no_trust():
+    """cpi on the 1.5B model: +0.0 at 12 steps, then one correction that came true twice over.
+
+    Counting the neutral steps as evidence gave that single pair a weight of 1, and the next
+    correction cost the test window 2.5%; a +0.0 answer says nothing about corrections."""
+    record = [(0.0, a) for a in [0.37, 1.01, -1.98, 0.72, 1.41, 0.40, 0.66, 2.40, 0.55, 3.60]]
+    record += [(0.0, -2.86), (-2.86, -5.71)]
+    assert guard.weight(record) == 0.0
+    assert guard.weight(record + [(-1.0, -1.5), (-0.5, -0.6)]) > 0.0  # three corrections: some

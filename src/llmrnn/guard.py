@@ -12,8 +12,9 @@ guards stand between the model's correction and the forecast:
    model's corrections (how much of its corrections came true), discounted towards the recent
    steps, shrunk by a prior worth ``PRIOR_STEPS`` steps of no evidence, and lowered by one
    standard error. A model whose corrections do not help falls back to the anchor; one whose
-   corrections keep coming true is trusted more. Until the record has ``MIN_STEPS`` steps the
-   weight is 0: trust is earned, not assumed.
+   corrections keep coming true is trusted more. Until the record has ``MIN_STEPS`` steps
+   where the model corrected at all (a neutral answer is no evidence about its corrections),
+   the weight is 0: trust is earned, not assumed.
 3. **Budget.** The weight is then capped so that the step can lose, at worst, what the model's
    corrections have gained over the anchor so far plus ``TOLERANCE`` (2%) of the anchor's own
    absolute errors: a step's loss against the anchor is at most ``w * |correction|`` (reached
@@ -109,19 +110,23 @@ def weight(
     -------
     float
         In [0, 1]: the discounted least-squares slope of actual on correction, shrunk by the
-        prior and lowered by ``Z`` standard errors; 0 with fewer than ``MIN_STEPS`` steps or
-        when the model never corrected.
+        prior and lowered by ``Z`` standard errors; 0 while fewer than ``MIN_STEPS`` steps
+        have a correction other than 0.
     """
     if len(record) < max(min_steps, 1):
         return 0.0
     pairs = np.asarray(record, dtype=float)
     c, a = pairs[:, 0], pairs[:, 1]
+    corrected = c != 0
+    if np.count_nonzero(corrected) < max(min_steps, 1):
+        return 0.0
     d = discount ** np.arange(len(pairs) - 1, -1, -1)
     scc = float(np.sum(d * c * c))
-    if scc <= 0:
-        return 0.0
     n = float(np.sum(d))
-    prior = prior_steps * scc / n
+    # the prior is worth `prior_steps` of the steps where the model corrected: scaled by the
+    # mean square of those corrections, not diluted by the steps where it answered +0.0 (with
+    # one correction in 14 steps, the diluted prior let a single lucky pair earn a weight of 1)
+    prior = prior_steps * scc / float(np.sum(d[corrected]))
     slope = float(np.sum(d * c * a)) / (scc + prior)
     residual = float(np.sum(d * (a - slope * c) ** 2)) / max(n - 1.0, 1.0)
     stderr = math.sqrt(residual / (scc + prior))
