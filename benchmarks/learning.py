@@ -706,7 +706,10 @@ def cmd_report(args: argparse.Namespace) -> None:
         '(`base_forecaster="auto"`: Theta with the season of the index); MASE is MAE over the '
         "in-sample one-step naive MAE. Dev series chose the defaults; held-out series did not; "
         "fresh series were added after the held-out ones had been looked at with a model, "
-        "and chose nothing either (`benchmarks/series.py`).",
+        "and chose nothing either; late series were added after the guard's loss budget was "
+        "set on all the runs before them (`benchmarks/series.py`). Every forecast is the "
+        "shipped guard's, replayed from the run's record (the model's answers do not depend "
+        "on the guard), so runs recorded under an earlier guard are comparable.",
         "",
     ]
     curve = learning_curves(runs, OUT / "learning_curves.png")
@@ -752,8 +755,9 @@ def cmd_report(args: argparse.Namespace) -> None:
                 "Memory effect (steps after the first five; the answer with the memory against "
                 "the answer with the initial memory, same prompt otherwise). *Answers* are the "
                 "model's corrections at full weight (the guard's bound only): did the memory "
-                "improve what the model says? *Forecasts* are after the guard's learned weight "
-                "(the same for both answers): what a user got from the change.",
+                "improve what the model says? *Forecasts* are after the shipped guard (the "
+                "same learned slope for both answers, each capped by the loss budget for its "
+                "own size; replayed): what a user got from the change.",
                 "",
                 pd.DataFrame(rows).round(3).to_markdown(index=False),
                 "",
