@@ -180,12 +180,7 @@ def _capped(items: list, given: np.ndarray, correction: float, tolerance, settin
     """The slope of ``items``, capped by the budget the weights ``given`` to them left."""
     w = weight(items, **settings)
     if tolerance is None or w == 0.0 or correction == 0.0:
-        return w
-    if items:
-        c, a = np.asarray(items, dtype=float).T
-        budget = tolerance * float(np.sum(np.abs(a))) + float(
-            np.sum(np.abs(a) - np.abs(a - given * c))
-        )
-    else:
-        budget = 0.0
+        return w  # (an empty record has weight 0: the budget below always has steps)
+    c, a = np.asarray(items, dtype=float).T
+    budget = tolerance * float(np.sum(np.abs(a))) + float(np.sum(np.abs(a) - np.abs(a - given * c)))
     return float(np.clip(budget / abs(correction), 0.0, w))
