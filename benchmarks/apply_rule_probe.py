@@ -79,8 +79,9 @@ def answer(loop, state, row, way: str) -> tuple[np.ndarray, str]:
     msgs, _, _ = loop.messages(state, row, 1)
     prompt = loop.backend.render(msgs)
     if way == "check":
-        prompt, check, _ = lockstep.run(loop.backend, [loop._check_gen(prompt, 0)])[0][0]
-        note = check.text
+        gen = loop._check_gen(prompt, 0, state.memory)
+        prompt, check, _ = lockstep.run(loop.backend, [gen])[0][0]
+        note = check.text if check is not None else ""  # no check while Rules is "none yet."
     else:
         note = ""
     logprobs, _ = loop.backend.score(prompt, LABELS)

@@ -648,6 +648,8 @@ EARLIER_LABELS = {
     "hitrates": "facts with hit rates and label shares, no rule",
     "scored": "facts ending with the rule, labels scored at once without the rule check",
     "freecopy": "the rule check, with the Rules line as the model wrote it (no copy check)",
+    "alwayscheck": "the rule check also while the Rules line was still 'none yet.' (to the "
+    "tenth session)",
 }
 
 

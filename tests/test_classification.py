@@ -69,9 +69,14 @@ def test_partial_fit_rewrites_memory_and_adds_trace_rows(updown):
     # Each step ran the three phases (predict, reflect, rewrite); the 135M model may keep a
     # good memory verbatim, so the text itself is allowed to stay: the trace must say so.
     assert (trace["calls"] >= 3).all() and (trace["feedback"].str.len() > 0).all()
-    # every answer came after a rule check: its line, or the fault of an empty one (the 135M)
+    # every answer with Rules in its memory came after a rule check: its line, or the fault of
+    # an empty one (the 135M); the first, with Rules still "none yet.", had nothing to check
     checked = trace["answer"].str.contains("(check: ", regex=False)
-    assert (checked | trace["fault"].str.contains("empty rule check")).all()
+    ruled = ~trace["memory"].shift(1, fill_value=initial_memory(None)).str.contains(
+        "Rules: none yet."
+    )
+    assert not checked[~ruled].any() and ~ruled.iloc[0]
+    assert (checked | trace["fault"].str.contains("empty rule check"))[ruled].all()
     assert clf.memory_ == trace["memory"].iloc[-1]
     # the Rules line states the rule the facts ended with (the model's copy, or the rule put
     # back where the copy changed it, with the repair in the fault column)

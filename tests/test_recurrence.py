@@ -114,6 +114,15 @@ def test_the_label_rule_check_is_written_before_the_labels_are_scored():
     _, record = loop.step(State(memory=rules), (1.0,), 1)
     assert not backend.prompts[1].endswith(prompts.LABEL_CHECK_ANSWER)
     assert record.answer in ("down", "up") and "empty rule check" in record.fault
+    # no Rules yet (the first steps, memory_effect's initial memory): nothing to check against
+    backend = ScriptedBackend(["the row has x0 = 1, so up"])
+    loop = Recurrence(backend, task, LoopConfig(memory_words=30, check_tokens=24))
+    for memory in (mem.initial_memory(None), "Patterns: the series rises."):
+        backend.prompts.clear()
+        _, record = loop.step(State(memory=memory), (1.0,), 1)
+        assert not any(prompts.LABEL_CHECK in p for p in backend.prompts)
+        assert "(check: " not in record.answer and "rule check" not in record.fault
+        assert record.calls == 2 + len(mem.SECTIONS)  # score, reflect, one per section
 
 
 def test_a_rewrite_that_changes_the_facts_rule_gets_the_rule_back():

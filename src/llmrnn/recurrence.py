@@ -283,7 +283,14 @@ class Recurrence:
 
     # -- phase 1 ---------------------------------------------------------------------------
     def _answer_gen(
-        self, prompt: str, observation: Any, horizon: int, *, temperature: float, seed: int
+        self,
+        prompt: str,
+        observation: Any,
+        horizon: int,
+        *,
+        temperature: float,
+        seed: int,
+        memory: str,
     ) -> Step:
         """The model's answer as the task reads it (before the guard), its call and any fault.
 
@@ -291,7 +298,7 @@ class Recurrence:
         check)``, ``check`` the rule check's call or None (see :meth:`_check_gen`).
         """
         if self.task.choices is not None:
-            prompt, check, fault = yield from self._check_gen(prompt, seed)
+            prompt, check, fault = yield from self._check_gen(prompt, seed, memory)
             logprobs, completion = yield Score(prompt, tuple(self.task.choices))
             return int(np.argmax(logprobs)), completion, fault, check
         completion, first_error = None, ""
@@ -315,16 +322,22 @@ class Recurrence:
         value, rule = self.task.fallback(observation, horizon)
         return value, completion, f"unreadable prediction twice ({first_error}): {rule}", None
 
-    def _check_gen(self, prompt: str, seed: int) -> Step:
+    def _check_gen(self, prompt: str, seed: int, memory: str) -> Step:
         """The rule check of a label answer (``check_tokens`` > 0, memory strategies only).
 
         The model writes one line that checks the row against the Rules of its memory
         (``prompts.LABEL_CHECK``); the labels are then scored after that line. Returns the
         prompt to score, the check's call (None when no check runs) and "" or its fault: an
         empty check (the embedded 135M model often ends the line at once) leaves the labels
-        scored right after the question, as without a check.
+        scored right after the question, as without a check. No check runs while the
+        ``memory``'s Rules section is still ``prompts.EMPTY_SECTION`` (the first steps, and
+        ``memory_effect``'s answers with the initial memory): there is nothing to check the
+        row against, and the line cost the 1.5B model 2-3 s a row.
         """
         if self.config.check_tokens <= 0 or self.plan.block != "memory":
+            return prompt, None, ""
+        rules = mem.parse_sections(memory).get(mem.SECTIONS[-1], "")
+        if not rules or rules == prompts.EMPTY_SECTION:
             return prompt, None, ""
         check = yield Generate(
             prompt + prompts.LABEL_CHECK,
@@ -339,9 +352,18 @@ class Recurrence:
         return prompt + prompts.LABEL_CHECK + " " + line + prompts.LABEL_CHECK_ANSWER, check, ""
 
     def _answer(
-        self, prompt: str, observation: Any, horizon: int, *, temperature: float, seed: int
+        self,
+        prompt: str,
+        observation: Any,
+        horizon: int,
+        *,
+        temperature: float,
+        seed: int,
+        memory: str,
     ) -> tuple[Any, Completion, str]:
-        gen = self._answer_gen(prompt, observation, horizon, temperature=temperature, seed=seed)
+        gen = self._answer_gen(
+            prompt, observation, horizon, temperature=temperature, seed=seed, memory=memory
+        )
         return lockstep.run(self.backend, [gen])[0][0]
 
     def answer_gen(self, state: State, observation: Any, horizon: int = 1) -> Step:
@@ -353,6 +375,7 @@ class Recurrence:
             horizon,
             temperature=self.config.temperature,
             seed=self.config.seed + state.steps,
+            memory=state.memory,
         )
         return value, fault
 
@@ -381,7 +404,7 @@ class Recurrence:
         """Generator form of :meth:`probabilities` (for ``lockstep.run``)."""
         msgs, _, _ = self.messages(state, observation, 1)
         prompt, _, _ = yield from self._check_gen(
-            self.backend.render(msgs), self.config.seed + state.steps
+            self.backend.render(msgs), self.config.seed + state.steps, state.memory
         )
         logprobs, _ = yield Score(prompt, tuple(self.task.choices))
         weights = np.exp(logprobs - np.max(logprobs))
@@ -439,7 +462,12 @@ class Recurrence:
             if value is None:  # drawn alone: no batch, or an unreadable batched sample
                 again = seed if text is None else seed + n
                 value = self._answer(
-                    prompt, observation, horizon, temperature=temperature, seed=again
+                    prompt,
+                    observation,
+                    horizon,
+                    temperature=temperature,
+                    seed=again,
+                    memory=state.memory,
                 )[0]
             draws.append(self.task.settle(value, observation, state.record)[0])
         return np.asarray(draws, dtype=float)
@@ -687,7 +715,12 @@ class Recurrence:
         # 1. predict with the memory
         msgs, entries, observation = self.messages(state, observation, 1)
         answer, call, fault, check = yield from self._answer_gen(
-            self.backend.render(msgs), observation, 1, temperature=cfg.temperature, seed=seed
+            self.backend.render(msgs),
+            observation,
+            1,
+            temperature=cfg.temperature,
+            seed=seed,
+            memory=state.memory,
         )
         prediction, weight, guarded = self.task.settle(answer, observation, state.record)
         faults += [f for f in (fault, guarded) if f]
