@@ -16,6 +16,8 @@ Ways to answer (``--ways``):
   (``prompts.LABEL_CHECK``, the shipped ``check_tokens``), then the labels are scored after it.
 - ``check_both``: the same, with every branch of the rule named in the Rules line ("down when
   month is 1, 8 or 9; up when month is any other value"), a wording not shipped.
+- ``check_table``: the same, with the rule written as a lookup table, each label right after
+  its condition (:func:`as_table`).
 
 airline is the dev task; elnino the learning benchmark's held-out one; the others were not
 used to choose anything. Run ``python benchmarks/apply_rule_probe.py --model qwen-1.5b``.
@@ -62,6 +64,29 @@ def both_branches(rule: dict) -> str:
     return "; ".join(parts) + f"; {rule['otherwise']} when {name} is any other value"
 
 
+def as_table(rule: dict) -> str:
+    """The rule as a lookup table, each label right after its condition ("by month: month is 1
+    -> down; month is 8 -> down; any other month -> up"; "by change_1: change_1 is above 0 ->
+    down; change_1 is 0 or below -> up"), a wording tried against the shipped one (``--ways
+    check,check_table``).
+
+    Why: the check line writes "the month is 10" or "change_1 (42) is above 0", and the 1.5B
+    model's misreads were where the shipped wording follows those words with the other label
+    ("down when month is 1, 8, 9, 10; otherwise up": months 9 and 10 read as not in the
+    list; "down when change_1 is above 0; otherwise up": answered up). Here the words are
+    followed by their own label.
+    """
+    name = rule["feature"]
+    if "cut" in rule:
+        cut = f"{rule['cut']:g}"
+        return (
+            f"by {name}: {name} is above {cut} -> {rule['above']}; "
+            f"{name} is {cut} or below -> {rule['otherwise']}"
+        )
+    entries = [f"{name} is {value} -> {label}" for value, label in rule["values"].items()]
+    return f"by {name}: " + "; ".join(entries) + f"; any other {name} -> {rule['otherwise']}"
+
+
 def memory_with(rule: dict | None, majority: str, wording: str = "shipped") -> str:
     """A memory whose Rules line holds the rule the facts would suggest, as the model copies it."""
     from llmrnn import prompts
@@ -69,6 +94,8 @@ def memory_with(rule: dict | None, majority: str, wording: str = "shipped") -> s
     said = rule["text"] if rule else majority
     if rule and wording == "both":
         said = both_branches(rule)
+    if rule and wording == "table":
+        said = as_table(rule)
     return f"Patterns: none yet.\nMistakes: none yet.\nRules: {prompts.LABEL_WORDS['rule']} {said}."
 
 
@@ -114,10 +141,10 @@ def probe(model: str, name: str, rows: int, history: int, ways: list[str]) -> li
         majority = LABELS[int(np.argmax(np.bincount(truth[start:i], minlength=2)))]
         by_rule = answer_by_rule(rule, table[i]) if rule else majority
         for way in ways:
-            wording = "both" if way.endswith("_both") else "shipped"
+            wording = way.partition("_")[2] or "shipped"  # check_both, check_table
             state = State(memory=memory_with(rule, majority, wording))
             began = time.perf_counter()
-            p, note = answer(loop, state, table[i], way.removesuffix("_both"))
+            p, note = answer(loop, state, table[i], way.partition("_")[0])
             out.append(
                 {
                     "task": name,
