@@ -6,6 +6,7 @@ Usage::
     python benchmarks/lockstep.py panel --series 8 --steps 4     # a quick look
     python benchmarks/lockstep.py scaling --sizes 1,4,16,64      # s/series-step by batch size
     python benchmarks/lockstep.py proba --rows 200               # classifier predict_proba
+    python benchmarks/lockstep.py profile --series 4             # where a step's time goes
 
 ``panel`` fits ``LLMRNNForecaster`` on a panel (pd-multiindex) with ``batch_size=1`` (one
 series at a time, the old broadcast's cost) and with ``batch_size=N`` (every series in one
@@ -13,7 +14,9 @@ lockstep batch), in one process one after the other, then updates both with the 
 points; it prints the wall time of each, their ratio, the MAE of each, and how many answers
 differ (llama.cpp's arithmetic depends slightly on how tokens share a batch). ``scaling``
 prints seconds per series-step and tokens per second for several batch sizes. ``proba`` times
-``predict_proba`` over many rows batched against row by row. Figures go to
+``predict_proba`` over many rows batched against row by row; ``profile`` splits a lockstep
+panel's wall time (cProfile) into llama.cpp's decoding, sampling, tokenizing, the base
+forecaster's refits and the rest (Python). Figures go to
 ``benchmarks/results/lockstep.md`` (appended, with the command) and the console.
 
 The series: windows of sktime's airline data and other monthly series from sktime's loaders,
@@ -197,6 +200,66 @@ def cmd_proba(args: argparse.Namespace) -> None:
     )
 
 
+#: Where a step's time goes: (label, file suffix, function name); cumulative times, none of
+#: these calls inside another.
+PARTS = (
+    ("llama.cpp decode (prompt evaluation and generation)", "llama_cpp/_internals.py", "decode"),
+    ("sampling (lanes)", "llmrnn/backends/_llama_private.py", "sample"),
+    ("sampling (main context)", "llama_cpp/llama.py", "sample"),
+    ("tokenize", "llama_cpp/llama.py", "tokenize"),
+    ("detokenize", "llama_cpp/llama.py", "detokenize"),
+    ("the base forecaster's refit and forecast", "llmrnn/_tracks.py", "base_forecasts"),
+    ("grammar compilation", "llmrnn/backends/llama_cpp.py", "_grammar"),
+)
+
+
+def cmd_profile(args: argparse.Namespace) -> None:
+    """Where a lockstep panel's wall time goes (cProfile), after a warm-up that loads the model."""
+    import cProfile
+    import pstats
+
+    quiet()
+    run_panel(panel(2, args.length), 1, 1, 2, args.model)  # load the model, warm the caches
+    y = panel(args.series, args.length)
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    got = run_panel(y, args.steps, args.fit_steps, args.series, args.model)
+    profiler.disable()
+    wall = time.perf_counter() - start
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    steps = got["series_steps"]
+    rows = [
+        f"## profile: {args.series} series x ({args.fit_steps} fit + {args.steps} update) "
+        "steps in lockstep",
+        "",
+        f"Command: `python benchmarks/lockstep.py profile --series {args.series} --steps "
+        f"{args.steps} --fit-steps {args.fit_steps}`; machine: {machine()}; model: "
+        f"{args.model or 'embedded'}. Wall {wall:.1f} s under cProfile, {steps} series-steps; "
+        f"tokens per series-step: {got['tokens']['prompt_tokens'] / steps:.0f} evaluated, "
+        f"{got['tokens']['cached_tokens'] / steps:.0f} reused, "
+        f"{got['tokens']['generated_tokens'] / steps:.0f} generated.",
+        "",
+        "| part | seconds | s/series-step | share |",
+        "|---|---|---|---|",
+    ]
+    counted = 0.0
+    for label, suffix, name in PARTS:
+        seconds = sum(
+            ct
+            for (file, _, func), (_, _, _, ct, _) in stats.items()
+            if func == name and file.replace("\\", "/").endswith(suffix)
+        )
+        counted += seconds
+        rows.append(f"| {label} | {seconds:.1f} | {seconds / steps:.3f} | {seconds / wall:.0%} |")
+    rest = wall - counted
+    rows.append(
+        f"| everything else (Python: prompts, parsing, memory, trace, pandas) | {rest:.1f} | "
+        f"{rest / steps:.3f} | {rest / wall:.0%} |"
+    )
+    write(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,11 +275,19 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--fit-steps", type=int, default=1)
     s.add_argument("--length", type=int, default=40)
     s.add_argument("--model", default=None)
+    f = sub.add_parser("profile")
+    f.add_argument("--series", type=int, default=4)
+    f.add_argument("--steps", type=int, default=2)
+    f.add_argument("--fit-steps", type=int, default=1)
+    f.add_argument("--length", type=int, default=40)
+    f.add_argument("--model", default=None)
     r = sub.add_parser("proba")
     r.add_argument("--rows", type=int, default=200)
     r.add_argument("--model", default=None)
     args = parser.parse_args(argv)
-    {"panel": cmd_panel, "scaling": cmd_scaling, "proba": cmd_proba}[args.command](args)
+    commands = {"panel": cmd_panel, "scaling": cmd_scaling, "profile": cmd_profile}
+    commands["proba"] = cmd_proba
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -182,3 +182,100 @@ def test_lockstep_scores_equal_scores_alone(default_model_path):
         assert done_b.text == done.text
     with pytest.raises(ValueError, match="same, non-zero number of options"):
         backend.score_batch([calls[0], Score(calls[1].prompt, ("yes",))])
+
+
+def test_lockstep_lanes_share_a_common_prefix_instead_of_evaluating_it_again(
+    default_model_path, monkeypatch
+):
+    """Rows of one predict_proba share the instructions and the memory: evaluated once."""
+    from llmrnn.backends import _lockstep
+    from llmrnn.lockstep import Generate, Score
+
+    backend = LlamaCppBackend(default_model_path, n_ctx=1024)
+    rules = " ".join(f"Rule {i}: answer yes when the number is above {i}." for i in range(12))
+    calls = [
+        Score(
+            backend.render([Message("system", rules), Message("user", f"Is {x} above 5?")]),
+            ("yes", "no"),
+        )
+        for x in ("7", "2", "3.5", "11")
+    ]
+    alone = [backend.score(call.prompt, call.options) for call in calls]
+    backend.begin_batch()
+    batched = backend.score_batch(calls)
+    shared = backend.count_tokens(backend.render([Message("system", rules)]))
+    assert shared > 64  # long enough for a copy to be worth it (_SHARE_MIN)
+    assert batched[0][1].cached_tokens == 0  # the first lane evaluates it ...
+    for _, done in batched[1:]:  # ... the others copy its cells and evaluate only the rest
+        assert done.cached_tokens >= shared - 8
+        assert done.prompt_tokens < 40
+    # the copied cells are the cells: the same log-probabilities, to the bit, as every lane
+    # evaluating its whole prompt (_SHARE_MIN above any prompt turns the copies off)
+    monkeypatch.setattr(_lockstep, "_SHARE_MIN", 10_000)
+    backend.begin_batch()
+    unshared = backend.score_batch(calls)
+    assert all(done.cached_tokens == 0 for _, done in unshared)
+    for (lp, _), (lp_u, _) in zip(batched, unshared):
+        np.testing.assert_array_equal(lp, lp_u)
+    # against the main context: the label probabilities (what predict_proba returns) agree;
+    # llama.cpp's raw log-probabilities of one of these prompts differ there by a shift common
+    # to both options (0.2 on "11", with or without the copies)
+    for (lp, done), (lp_b, done_b) in zip(alone, batched):
+        np.testing.assert_allclose(
+            np.exp(lp_b) / np.exp(lp_b).sum(), np.exp(lp) / np.exp(lp).sum(), atol=1e-2
+        )
+        assert done_b.text == done.text
+    # generation on copied cells: the same greedy text as alone
+    gens = [Generate(c.prompt + "The answer is", max_tokens=6, stop=("\n",)) for c in calls]
+    texts = [backend.complete(**vars(g)).text for g in gens]
+    monkeypatch.undo()
+    backend.begin_batch()
+    done = backend.complete_batch(gens)
+    assert [d.text for d in done] == texts
+    assert all(d.cached_tokens >= shared - 8 for d in done[1:])
+
+
+def test_lanes_check_the_grammar_last_and_pick_the_same_tokens(default_model_path, monkeypatch):
+    """Greedy under a grammar: the best token is judged alone, the vocabulary only if refused."""
+    from llmrnn.backends import _llama_private as private
+    from llmrnn.lockstep import Generate
+
+    backend = LlamaCppBackend(default_model_path, n_ctx=1024)
+    grammar = numbers_grammar(2, 2, 1, signed=True)
+    asks = ("the next two values after 1, 2, 3", "two temperatures in July", "two small losses")
+    calls = [
+        Generate(
+            backend.render([Message("user", f"Give {ask}, as signed numbers.")]),
+            max_tokens=16,
+            grammar=grammar,
+            repeat_penalty=1.1,
+        )
+        for ask in asks
+    ]
+    made = []
+    original = private._GreedyGrammarSampler._apply
+
+    def counted(self, sampler, which):
+        made.append((sampler is self._grammar, which))
+        return original(self, sampler, which)
+
+    monkeypatch.setattr(private._GreedyGrammarSampler, "_apply", counted)
+    backend.begin_batch()
+    fast = [c.text for c in backend.complete_batch(calls)]
+    # the grammar refused some best tokens (more single judgements than tokens sampled), and
+    # judged the whole vocabulary seldom if ever
+    judged_alone, over_vocabulary = made.count((True, 1)), made.count((True, 0))
+    assert judged_alone > made.count((False, 0)) > over_vocabulary
+    pattern = re.compile(r"[-+]?\d{1,2}\.\d, [-+]?\d{1,2}\.\d")
+    assert all(pattern.fullmatch(t) for t in fast), fast
+    # the full chain (penalties, the grammar over the vocabulary, greedy): the same texts
+    monkeypatch.setattr(private, "_GreedyGrammarSampler", None)
+    sampler = private.SideContext.sampler
+    monkeypatch.setattr(
+        private.SideContext,
+        "sampler",
+        lambda self, *a, grammar_text=None, **k: sampler(self, *a, **k),
+    )
+    backend.begin_batch()
+    assert [c.text for c in backend.complete_batch(calls)] == fast
+    assert [backend.complete(**vars(c)).text for c in calls] == fast  # and alone
