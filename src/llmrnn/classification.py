@@ -78,7 +78,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         Most tokens of the line in which the model checks each row against the Rules of its
         memory before the labels are scored (``llmrnn.prompts.LABEL_CHECK``; "rnn" only). 0
         scores the labels at once: cheaper, but the measured models then ignore their Rules
-        (see Notes).
+        (see Notes). No check runs while the Rules line is still "none yet.".
     temperature : float, default=0.0
         Sampling temperature of reflections and rewrites (labels are always scored).
     random_state : int or None, default=None
