@@ -351,20 +351,9 @@ class Recurrence:
             return prompt, check, "empty rule check: labels scored without it"
         return prompt + prompts.LABEL_CHECK + " " + line + prompts.LABEL_CHECK_ANSWER, check, ""
 
-    def _answer(
-        self,
-        prompt: str,
-        observation: Any,
-        horizon: int,
-        *,
-        temperature: float,
-        seed: int,
-        memory: str,
-    ) -> tuple[Any, Completion, str]:
-        gen = self._answer_gen(
-            prompt, observation, horizon, temperature=temperature, seed=seed, memory=memory
-        )
-        return lockstep.run(self.backend, [gen])[0][0]
+    def _answer(self, *args: Any, **options: Any) -> tuple[Any, Completion, str]:
+        """:meth:`_answer_gen` run alone (its parameters)."""
+        return lockstep.run(self.backend, [self._answer_gen(*args, **options)])[0][0]
 
     def answer_gen(self, state: State, observation: Any, horizon: int = 1) -> Step:
         """Generator form of :meth:`answer` (for ``lockstep.run``)."""
