@@ -113,3 +113,32 @@ def test_labels_that_collide_as_text_are_refused(monkeypatch, labels):
     monkeypatch.setattr("llmrnn._params.make_backend", lambda *a, **k: ScriptedBackend([]))
     with pytest.raises(ValueError, match="not distinct \\(or empty\\) once written as text"):
         LLMRNNClassifier().fit(np.zeros((len(labels), 1)), labels)
+
+
+def test_lockstep_donor_is_the_lane_sharing_the_longest_prefix():
+    """The sorted search of ``_lockstep._Donors`` finds the same longest shared prefix as
+    comparing the prompt with every lane not skipped, while lanes change what they hold."""
+    from llmrnn.backends._lockstep import _common, _Donors
+
+    ran = []
+    tokens = st.lists(st.integers(0, 3), max_size=12)
+
+    @settings_
+    @given(st.lists(tokens, min_size=1, max_size=8), st.lists(st.tuples(tokens, st.integers(0, 7))))
+    def check(held, moves):
+        donors = _Donors([list(h) for h in held])
+        for prompt, lane in moves:
+            skip = {lane % len(held)}
+            lane_found, found = donors.best(prompt, skip)
+            others = [_common(h, prompt) for i, h in enumerate(held) if i not in skip]
+            assert found == max(others, default=0)
+            if others:
+                assert lane_found not in skip and _common(held[lane_found], prompt) == found
+            else:
+                assert lane_found is None
+            held[lane % len(held)] = list(prompt)  # the lane now holds this prompt
+            donors.set(lane % len(held), prompt)
+        ran.append(1)
+
+    check()
+    assert len(ran) == CASES
