@@ -18,6 +18,10 @@ Ways to answer (``--ways``):
   month is 1, 8 or 9; up when month is any other value"), a wording not shipped.
 - ``check_table``: the same, with the rule written as a lookup table, each label right after
   its condition (:func:`as_table`).
+- ``check_quote``: the check line is preceded by the Rules line quoted in the answer ("My
+  Rules: Answer down when ..."), so the rule stands right before the model reads the row.
+- ``check_value``: as ``check_quote``, and the check line starts with the row's value of the
+  feature the Rules name ("this row's month is 9"), copied by code; the model goes on from it.
 
 airline is the dev task; elnino the learning benchmark's held-out one; the others were not
 used to choose anything. Run ``python benchmarks/apply_rule_probe.py --model qwen-1.5b``.
@@ -44,6 +48,7 @@ TASKS = ("airline", "elnino", "co2", "unemp", "nile", "infl")
 LABELS = ("down", "up")
 CHECK_TOKENS = 48
 OUT = Path(__file__).resolve().parent / "results" / "apply_rule"
+EMPTY = "Patterns: none yet.\nMistakes: none yet."  # the memory's other lines
 
 
 def both_branches(rule: dict) -> str:
@@ -96,16 +101,34 @@ def memory_with(rule: dict | None, majority: str, wording: str = "shipped") -> s
         said = both_branches(rule)
     if rule and wording == "table":
         said = as_table(rule)
-    return f"Patterns: none yet.\nMistakes: none yet.\nRules: {prompts.LABEL_WORDS['rule']} {said}."
+    return f"{EMPTY}\nRules: {prompts.LABEL_WORDS['rule']} {said}."
 
 
-def answer(loop, state, row, way: str) -> tuple[np.ndarray, str]:
+def quoted_check(loop, state, row, prompt: str, rule: dict | None, way: str) -> tuple[str, str]:
+    """``check_quote`` / ``check_value``: the Rules line quoted before the check line (and the
+    row's value of the rule's feature starting it); returns the prompt to score, the line."""
+    from llmrnn import prompts
+    from llmrnn.tasks import _short
+
+    rules = state.memory.rsplit("Rules: ", 1)[-1]
+    lead = ""
+    if way == "check_value" and rule is not None:
+        lead = f" this row's {rule['feature']} is {_short(row[rule['column']])},"
+    head = prompt + f"My Rules: {rules}\n" + prompts.LABEL_CHECK + lead
+    done = loop.backend.complete(head, max_tokens=CHECK_TOKENS, temperature=0.0, stop=("\n",))
+    line = " ".join(done.text.split())
+    return head + " " + line + prompts.LABEL_CHECK_ANSWER, lead + " " + line
+
+
+def answer(loop, state, row, way: str, rule: dict | None = None) -> tuple[np.ndarray, str]:
     """P(labels) for ``row`` through the classifier's prompt, answered the ``way`` named."""
     from llmrnn import lockstep
 
     msgs, _, _ = loop.messages(state, row, 1)
     prompt = loop.backend.render(msgs)
-    if way == "check":
+    if way in ("check_quote", "check_value"):
+        prompt, note = quoted_check(loop, state, row, prompt, rule, way)
+    elif way == "check":
         gen = loop._check_gen(prompt, 0, state.memory)
         prompt, check, _ = lockstep.run(loop.backend, [gen])[0][0]
         note = check.text if check is not None else ""  # no check while Rules is "none yet."
@@ -116,17 +139,16 @@ def answer(loop, state, row, way: str) -> tuple[np.ndarray, str]:
     return weights / weights.sum(), note
 
 
-def probe(model: str, name: str, rows: int, history: int, ways: list[str]) -> list[dict]:
-    """One row per (online row, way): the rule's answer, the model's, the truth, P(labels)."""
+def setup(model: str, name: str) -> tuple:
+    """The up/down task of series ``name`` and a classifier recurrence on ``model``: the
+    features, the labels, the rows as tuples, the recurrence."""
     from llmrnn.backends import make_backend
     from llmrnn.datasets import updown_task
-    from llmrnn.recurrence import LoopConfig, Recurrence, State
-    from llmrnn.tasks import LabelTask, answer_by_rule, one_feature_rule
+    from llmrnn.recurrence import LoopConfig, Recurrence
+    from llmrnn.tasks import LabelTask
 
     y, description, _ = benchmark_series.load(name)
     X, labels = updown_task(y)
-    truth = np.array([LABELS.index(v) for v in labels])
-    table = [tuple(r) for r in X.itertuples(index=False)]
     task = LabelTask.build(
         np.array(LABELS),
         list(X.columns),
@@ -134,6 +156,54 @@ def probe(model: str, name: str, rows: int, history: int, ways: list[str]) -> li
     )
     backend = make_backend(model_file(model), context_tokens=4096)
     loop = Recurrence(backend, task, LoopConfig(memory_words=60, check_tokens=CHECK_TOKENS))
+    return X, labels, [tuple(r) for r in X.itertuples(index=False)], loop
+
+
+#: What follows a check line before the labels are scored (``--rescore``): "A" is shipped
+#: (``prompts.LABEL_CHECK_ANSWER``); ``{rules}`` is the memory's Rules line.
+SUFFIXES = {
+    "A": "\nSo the label is: ",
+    "B": "\nSo, following my Rules exactly, the label is: ",
+    "C": "\nMy Rules give this row the label: ",
+    "F": "\nMy Rules say: {rules} So for this row the label is: ",
+}
+
+
+def rescore(model: str, name: str, stored: list[dict]) -> list[dict]:
+    """The stored check lines of ``check``, ``check_quote`` and ``check_value`` rows, the
+    labels scored again after each of :data:`SUFFIXES` (no generation: the line is kept)."""
+    from llmrnn import prompts
+    from llmrnn.recurrence import State
+
+    _, _, table, loop = setup(model, name)
+    out = []
+    for r in stored:
+        if r["way"] not in ("check", "check_quote", "check_value"):
+            continue
+        msgs, _, _ = loop.messages(State(memory=f"{EMPTY}\nRules: {r['rule']}"), table[r["row"]], 1)
+        line = " ".join(r["note"].split())
+        head = loop.backend.render(msgs)
+        if r["way"] != "check":
+            head += f"My Rules: {r['rule']}\n" + prompts.LABEL_CHECK + r["note"].rstrip()
+        elif line:
+            head += prompts.LABEL_CHECK + " " + line
+        for key, suffix in SUFFIXES.items():
+            blank = r["way"] == "check" and not line  # no check line: scored at once
+            logprobs, _ = loop.backend.score(
+                head + ("" if blank else suffix.format(rules=r["rule"])), LABELS
+            )
+            said = LABELS[int(np.argmax(logprobs))]
+            out.append({**r, "suffix": key, "said": said})
+    return out
+
+
+def probe(model: str, name: str, rows: int, history: int, ways: list[str]) -> list[dict]:
+    """One row per (online row, way): the rule's answer, the model's, the truth, P(labels)."""
+    from llmrnn.recurrence import State
+    from llmrnn.tasks import answer_by_rule, one_feature_rule
+
+    X, labels, table, loop = setup(model, name)
+    truth = np.array([LABELS.index(v) for v in labels])
     out = []
     start = len(X) - rows - history
     for i in range(len(X) - rows, len(X)):
@@ -143,8 +213,9 @@ def probe(model: str, name: str, rows: int, history: int, ways: list[str]) -> li
         for way in ways:
             wording = way.partition("_")[2] or "shipped"  # check_both, check_table
             state = State(memory=memory_with(rule, majority, wording))
+            quoted = way in ("check_quote", "check_value")
             began = time.perf_counter()
-            p, note = answer(loop, state, table[i], way.partition("_")[0])
+            p, note = answer(loop, state, table[i], way if quoted else way.partition("_")[0], rule)
             out.append(
                 {
                     "task": name,
@@ -162,6 +233,30 @@ def probe(model: str, name: str, rows: int, history: int, ways: list[str]) -> li
     return out
 
 
+def rescore_main(args: argparse.Namespace) -> None:
+    """``--rescore``: each task's stored check lines (the newest run that has them) scored
+    again after every suffix; saved under ``apply_rule/rescore``, summarised."""
+    folder = OUT / "rescore"
+    folder.mkdir(exist_ok=True)
+    for name in args.tasks.split(","):
+        path = folder / f"{args.model}__{name}.json"
+        if path.exists():
+            continue
+        runs = [OUT / f"{args.model}__{name}{tag}.json" for tag in RESCORE_SOURCES]
+        source = next((run for run in runs if run.exists()), None)
+        if source is None:
+            continue
+        path.write_text(json.dumps(rescore(args.model, name, json.loads(source.read_text()))))
+    frame = pd.concat(pd.DataFrame(json.loads(p.read_text())) for p in sorted(folder.glob("*")))
+    hits = frame.assign(follows=frame["said"] == frame["by_rule"])
+    table = hits.pivot_table("follows", ["task", "way"], "suffix", sort=False)
+    print(table.round(3).to_markdown() if args.markdown else table.round(3).to_string())
+
+
+#: The stored runs ``--rescore`` reads check lines from, first found first.
+RESCORE_SOURCES = ("__check+check_quote+check_value", "", "__check+check_both")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen-1.5b")
@@ -171,9 +266,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history", type=int, default=6)
     parser.add_argument("--report", action="store_true", help="summarise the saved runs only")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the stored check lines' labels again after each of SUFFIXES",
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.rescore:
+        return rescore_main(args)
     if not args.report:
         for name in args.tasks.split(","):
             tag = "" if args.ways == "score,check" else "__" + args.ways.replace(",", "+")
