@@ -23,6 +23,9 @@ Ways to answer (``--ways``):
 - ``check_value``: as ``check_quote``, and the check line starts with the row's value of the
   feature the Rules name ("this row's month is 9"), copied by code; the model goes on from it.
 
+``--rescore`` scores the labels of stored check lines again after other words than the
+shipped "So the label is:" (:data:`SUFFIXES`), without generating the lines again.
+
 airline is the dev task; elnino the learning benchmark's held-out one; the others were not
 used to choose anything. Run ``python benchmarks/apply_rule_probe.py --model qwen-1.5b``.
 """
