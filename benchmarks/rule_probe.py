@@ -20,7 +20,10 @@ Candidates (each computed from the record before the step it corrects):
 - ``carry_cap``: ``carry`` no larger than the largest correction before the last one (a
   correction beyond every earlier one, as at a crash, is not extrapolated at full size);
 - ``leader``: the candidate whose own past corrections had the lowest mean absolute error over
-  the last 12 steps (follow the leader), zero on ties and until 3 steps exist.
+  the last 12 steps (follow the leader), zero on ties and until 3 steps exist;
+- ``lag``: the guard's shrunk slope of each actual correction on the series' last change before
+  it, times the last change now (a base that lags a trend or a turn errs in the direction the
+  series just moved: a fact the record's errors alone do not hold).
 
 Run ``python benchmarks/rule_probe.py [--steps 16 --scored 10]``; it prints MAE / base MAE per
 series and set. Choose on ``DEV``; ``HELD_OUT`` and ``FRESH`` confirm.
@@ -39,6 +42,21 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import series as benchmark_series  # noqa: E402
+
+
+def last_changes(y: pd.Series, steps: int) -> np.ndarray:
+    """The series' last change known before each of the last ``steps`` points."""
+    values = y.to_numpy(dtype=float)
+    return np.array([values[t - 1] - values[t - 2] for t in range(len(y) - steps, len(y))])
+
+
+def lag(actual: np.ndarray, changes: np.ndarray) -> float:
+    """``lag``: the shrunk slope of past actual corrections on the last change before each,
+    times the last change before the next step (``changes`` has one more entry)."""
+    from llmrnn import guard
+
+    slope = guard.weight(list(zip(changes[: len(actual)], actual)))
+    return slope * float(changes[len(actual)])
 
 
 def actual_corrections(y: pd.Series, steps: int) -> np.ndarray:
@@ -99,12 +117,14 @@ def main(argv: list[str] | None = None) -> None:
         for name in names:
             y, _, _ = benchmark_series.load(name)
             actual = actual_corrections(y, args.steps)
+            changes = last_changes(y, args.steps)
             policies: dict[str, list[float]] = {}
             for i in range(len(actual)):
                 past = actual[:i]
                 for key, value in candidates(past).items():
                     policies.setdefault(key, []).append(value)
                 policies.setdefault("leader", []).append(leader(past))
+                policies.setdefault("lag", []).append(lag(past, changes[: i + 1]))
             base = np.abs(actual[-args.scored :]).mean()
             row = {"set": set_name, "series": name}
             for key, said in policies.items():
