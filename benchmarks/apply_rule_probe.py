@@ -18,6 +18,8 @@ Ways to answer (``--ways``):
   month is 1, 8 or 9; up when month is any other value"), a wording not shipped.
 - ``check_table``: the same, with the rule written as a lookup table, each label right after
   its condition (:func:`as_table`).
+- ``check_or`` / ``check_oneof``: the shipped check, with a rule's list of values written
+  "1, 8, 9 or 10" / "one of 1, 8, 9, 10" (:func:`as_list`; splits unchanged).
 - ``check_quote``: the check line is preceded by the Rules line quoted in the answer ("My
   Rules: Answer down when ..."), so the rule stands right before the model reads the row.
 - ``check_value``: as ``check_quote``, and the check line starts with the row's value of the
@@ -95,6 +97,25 @@ def as_table(rule: dict) -> str:
     return f"by {name}: " + "; ".join(entries) + f"; any other {name} -> {rule['otherwise']}"
 
 
+def as_list(rule: dict, how: str) -> str:
+    """The rule with its list of values written another way (a split as shipped): ``or``
+    ("down when month is 1, 8, 9 or 10; otherwise up") or ``oneof`` ("down when month is one
+    of 1, 8, 9, 10; otherwise up"), wordings tried against the shipped one."""
+    if "cut" in rule:
+        return rule["text"]
+    groups: dict[str, list[str]] = {}
+    for value, label in rule["values"].items():
+        groups.setdefault(label, []).append(value)
+    parts = []
+    for label, values in groups.items():
+        if how == "or":
+            said = ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]
+        else:
+            said = "one of " + ", ".join(values) if len(values) > 1 else values[0]
+        parts.append(f"{label} when {rule['feature']} is {said}")
+    return "; ".join(parts) + f"; otherwise {rule['otherwise']}"
+
+
 def memory_with(rule: dict | None, majority: str, wording: str = "shipped") -> str:
     """A memory whose Rules line holds the rule the facts would suggest, as the model copies it."""
     from llmrnn import prompts
@@ -104,6 +125,8 @@ def memory_with(rule: dict | None, majority: str, wording: str = "shipped") -> s
         said = both_branches(rule)
     if rule and wording == "table":
         said = as_table(rule)
+    if rule and wording in ("or", "oneof"):
+        said = as_list(rule, wording)
     return f"{EMPTY}\nRules: {prompts.LABEL_WORDS['rule']} {said}."
 
 
