@@ -70,6 +70,22 @@ def test_python_m_llmrnn_runs_the_command():
     assert "smollm2-135m" in out.stdout
 
 
+def test_command_ends_without_a_resource_warning(tmp_path):
+    """llama-cpp-python keeps two /dev/null files open for the process's life; the command
+    closes them at exit, so its output does not end with an unclosed-file warning."""
+    out = subprocess.run(
+        [sys.executable, "-W", "default", "-m", "llmrnn", "backtest", "airline", "--steps", "1"]
+        + ["--fit-steps", "1", "--strategy", "zero_shot", "--base", "none", "--out", "o"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert "MAE" in out.stdout
+    assert "unclosed file" not in out.stderr, out.stderr[-500:]
+
+
 def test_cli_models_lists_embedded_model(capsys):
     assert main(["models"]) == 0
     printed = capsys.readouterr().out

@@ -6,6 +6,7 @@ Library code raises; only here do errors become short messages (exit status 2).
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import sys
 import warnings
@@ -407,8 +408,22 @@ def _positive(text: str) -> int:
     return value
 
 
+def _close_llama_devnull() -> None:
+    """Close llama-cpp-python's two module-level ``/dev/null`` files (``llama_cpp._utils``,
+    used only while a model loads). Left open, the interpreter's teardown reported them as a
+    ResourceWarning after the command's output; registered with ``atexit``, so a model loaded
+    later in the same process still finds them open."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``llmrnn`` command."""
+    atexit.unregister(_close_llama_devnull)  # once, however often main runs in a process
+    atexit.register(_close_llama_devnull)
     parser = argparse.ArgumentParser(
         prog="llmrnn", description="LLM-as-RNN forecasting on local GGUF models."
     )
