@@ -123,12 +123,15 @@ def test_lockstep_donor_is_the_lane_sharing_the_longest_prefix():
     ran = []
     tokens = st.lists(st.integers(0, 3), max_size=12)
 
+    lanes = st.integers(0, 7)
+    moves = st.lists(st.tuples(tokens, lanes, st.sets(lanes, max_size=3)))
+
     @settings_
-    @given(st.lists(tokens, min_size=1, max_size=8), st.lists(st.tuples(tokens, st.integers(0, 7))))
+    @given(st.lists(tokens, min_size=1, max_size=8), moves)
     def check(held, moves):
         donors = _Donors([list(h) for h in held])
-        for prompt, lane in moves:
-            skip = {lane % len(held)}
+        for prompt, lane, pending in moves:
+            skip = {lane % len(held)} | {i % len(held) for i in pending}  # as _prefill skips
             lane_found, found = donors.best(prompt, skip)
             others = [_common(h, prompt) for i, h in enumerate(held) if i not in skip]
             assert found == max(others, default=0)
