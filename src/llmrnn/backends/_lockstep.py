@@ -119,7 +119,8 @@ class _Donors:
 
     def best(self, tokens: list[int], skip: set[int]) -> tuple[int | None, int]:
         """The lane not in ``skip`` sharing the longest prefix with ``tokens``, and its length
-        (the lower lane on a tie; None and 0 when every lane is skipped)."""
+        (of the two neighbours found, the lower lane on a tie: the same lane run after run;
+        None and 0 when every lane is skipped)."""
         at = bisect_left(self.order, (tuple(tokens), -1))
         found: list[tuple[int, int]] = []
         for step, i in ((-1, at - 1), (1, at)):
