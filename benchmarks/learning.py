@@ -650,6 +650,8 @@ EARLIER_LABELS = {
     "freecopy": "the rule check, with the Rules line as the model wrote it (no copy check)",
     "alwayscheck": "the rule check also while the Rules line was still 'none yet.' (to the "
     "tenth session)",
+    "build12": "the shipped code run again on the twelfth session's freshly built llama.cpp "
+    "(build-to-build noise)",
 }
 
 
@@ -711,7 +713,7 @@ def classification_section() -> list[str]:
         lines.append("")
     for run in earlier:
         lines.append(
-            f"- Earlier (`{run['tag']}`: {EARLIER_LABELS.get(run['tag'], run['tag'])}), "
+            f"- Also run (`{run['tag']}`: {EARLIER_LABELS.get(run['tag'], run['tag'])}), "
             f"{LABELS.get(run['model'], run['model'])}, {run['task']}, {run['strategy']}: "
             f"Acc@1 {run['accuracy']:.3f}; the memory changed "
             f"{run['effect']['changed']:.0%} of the answers."
