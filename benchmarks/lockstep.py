@@ -7,6 +7,7 @@ Usage::
     python benchmarks/lockstep.py scaling --sizes 1,4,16,64      # s/series-step by batch size
     python benchmarks/lockstep.py proba --rows 200               # classifier predict_proba
     python benchmarks/lockstep.py profile --series 4             # where a step's time goes
+    python benchmarks/lockstep.py donors --sizes 16,64,256       # the prefix-donor search
 
 ``panel`` fits ``LLMRNNForecaster`` on a panel (pd-multiindex) with ``batch_size=1`` (one
 series at a time, the old broadcast's cost) and with ``batch_size=N`` (every series in one
@@ -16,7 +17,9 @@ differ (llama.cpp's arithmetic depends slightly on how tokens share a batch). ``
 prints seconds per series-step and tokens per second for several batch sizes. ``proba`` times
 ``predict_proba`` over many rows batched against row by row; ``profile`` splits a lockstep
 panel's wall time (cProfile) into llama.cpp's decoding, sampling, tokenizing, the base
-forecaster's refits and the rest (Python). Figures go to
+forecaster's refits and the rest (Python); ``donors`` times the search for the lane to copy
+a shared prefix from (``_lockstep._Donors``, sorted) against comparing with every lane, with
+no model (900-token prompts sharing their first 150). Figures go to
 ``benchmarks/results/lockstep.md`` (appended, with the command) and the console.
 
 The series: windows of sktime's airline data and other monthly series from sktime's loaders,
@@ -260,6 +263,51 @@ def cmd_profile(args: argparse.Namespace) -> None:
     write(rows)
 
 
+def cmd_donors(args: argparse.Namespace) -> None:
+    """Seconds a round of the donor search takes: sorted (shipped) against every lane."""
+    import random
+
+    from llmrnn.backends._lockstep import _common, _Donors
+
+    def scan(held: list[list[int]], body: list[int], skip: set[int]) -> tuple[int | None, int]:
+        found = [(-_common(h, body), i) for i, h in enumerate(held) if i not in skip]
+        common, lane = min(found, default=(0, None))
+        return lane, -common
+
+    rng = random.Random(0)
+    rows = [
+        "| lanes | every lane (s/round) | sorted (s/round) | same lengths |",
+        "|---|---|---|---|",
+    ]
+    for n in [int(v) for v in args.sizes.split(",")]:
+        system = [rng.randrange(50_000) for _ in range(150)]
+        held = [system + [rng.randrange(50_000) for _ in range(750)] for _ in range(n)]
+        bodies = [system + [rng.randrange(50_000) for _ in range(750)] for _ in range(n)]
+        start = time.perf_counter()
+        slow = [scan(held, body, {lane}) for lane, body in enumerate(bodies)]
+        t_scan = time.perf_counter() - start
+        start = time.perf_counter()
+        donors = _Donors(held)
+        fast = []
+        for lane, body in enumerate(bodies):
+            fast.append(donors.best(body, {lane}))
+            donors.set(lane, held[lane])  # what _prefill does after each lane (same tokens)
+        t_sorted = time.perf_counter() - start
+        same = [a[1] for a in slow] == [b[1] for b in fast]
+        rows.append(f"| {n} | {t_scan:.3f} | {t_sorted:.3f} | {same} |")
+        print(rows[-1], flush=True)
+    write(
+        [
+            "## donor search: the lane to copy a shared prefix from",
+            "",
+            f"Command: `python benchmarks/lockstep.py donors --sizes {args.sizes}`; machine: "
+            f"{machine()}; no model: 900-token prompts sharing their first 150 tokens.",
+            "",
+            *rows,
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -284,9 +332,12 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("proba")
     r.add_argument("--rows", type=int, default=200)
     r.add_argument("--model", default=None)
+    d = sub.add_parser("donors")
+    d.add_argument("--sizes", default="16,64,256")
     args = parser.parse_args(argv)
     commands = {"panel": cmd_panel, "scaling": cmd_scaling, "profile": cmd_profile}
     commands["proba"] = cmd_proba
+    commands["donors"] = cmd_donors
     commands[args.command](args)
 
 
