@@ -311,24 +311,19 @@ def cmd_donors(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("panel")
-    p.add_argument("--series", type=int, default=16)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--fit-steps", type=int, default=2)
-    p.add_argument("--length", type=int, default=48)
-    p.add_argument("--model", default=None)
-    s = sub.add_parser("scaling")
-    s.add_argument("--sizes", default="1,4,16,64")
-    s.add_argument("--steps", type=int, default=2)
-    s.add_argument("--fit-steps", type=int, default=1)
-    s.add_argument("--length", type=int, default=40)
-    s.add_argument("--model", default=None)
-    f = sub.add_parser("profile")
-    f.add_argument("--series", type=int, default=4)
-    f.add_argument("--steps", type=int, default=2)
-    f.add_argument("--fit-steps", type=int, default=1)
-    f.add_argument("--length", type=int, default=40)
-    f.add_argument("--model", default=None)
+    # the three panel commands: (first option, its default), steps, fit steps, series length
+    panels = {
+        "panel": (("--series", 16), 20, 2, 48),
+        "scaling": (("--sizes", "1,4,16,64"), 2, 1, 40),
+        "profile": (("--series", 4), 2, 1, 40),
+    }
+    for name, ((option, first), steps, fit_steps, length) in panels.items():
+        p = sub.add_parser(name)
+        p.add_argument(option, type=type(first), default=first)
+        p.add_argument("--steps", type=int, default=steps)
+        p.add_argument("--fit-steps", type=int, default=fit_steps)
+        p.add_argument("--length", type=int, default=length)
+        p.add_argument("--model", default=None)
     r = sub.add_parser("proba")
     r.add_argument("--rows", type=int, default=200)
     r.add_argument("--model", default=None)

@@ -187,7 +187,8 @@ def test_lockstep_scores_equal_scores_alone(default_model_path):
 def test_lockstep_lanes_share_a_common_prefix_instead_of_evaluating_it_again(
     default_model_path, monkeypatch
 ):
-    """Rows of one predict_proba share the instructions and the memory: evaluated once."""
+    """Prompts that share a long prefix (the instructions every row of a predict_proba
+    shares): evaluated once, copied to the other lanes."""
     from llmrnn.backends import _lockstep
     from llmrnn.lockstep import Generate, Score
 

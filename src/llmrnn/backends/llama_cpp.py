@@ -62,12 +62,7 @@ _BLOCK = 32  # prompt tokens per aligned evaluation block (see the module docstr
 def _cached_prefix(llama: Any, tokens: list[int]) -> int:
     """Prompt tokens llama-cpp-python will take from the KV cache: its own rule, the longest
     common prefix with the tokens it holds, the prompt's last token always evaluated again."""
-    cached = 0
-    for a, b in zip(private.evaluated_tokens(llama), tokens[:-1]):
-        if a != b:
-            break
-        cached += 1
-    return cached
+    return _lockstep._common(private.evaluated_tokens(llama), tokens[:-1])
 
 
 def _prefill(shared: SharedModel, tokens: list[int]) -> int:
