@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -88,6 +89,7 @@ def base_forecasts(y: pd.Series, origins: int) -> np.ndarray:
 def run_one(model: str, name: str, strategy: str, origins: int, fit_steps: int, **extra) -> dict:
     """Backtest one (model, series, strategy); return a JSON-able dict of its figures."""
     from llmrnn import LLMRNNForecaster
+    from llmrnn.backends._embedded_copy import loaded_file
     from llmrnn.trace import effect_summary
 
     y, description, _ = benchmark_series.load(name)
@@ -113,6 +115,7 @@ def run_one(model: str, name: str, strategy: str, origins: int, fit_steps: int, 
     naive = y.iloc[-origins - 1 : -1].to_numpy(dtype=float)
     result = {
         "model": model,
+        "file": os.path.basename(loaded_file(model_file(model))),
         "series": name,
         "strategy": strategy,
         "extra": {k: str(v) for k, v in extra.items()},
@@ -476,6 +479,20 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
+def files_run(mine: pd.DataFrame, model: str) -> str:
+    """Which GGUF file a model's runs loaded; runs before the thirteenth session did not record
+    it and loaded the model's file itself (the embedded model: its shipped Q4_1 file)."""
+    recorded = mine["file"] if "file" in mine else pd.Series(index=mine.index, dtype=object)
+    counts = recorded.fillna("").value_counts()
+    which = " (the shipped Q4_1)" if model == "embedded" else ""
+    return "; ".join(
+        f"`{name}` ({count} runs)"
+        if name
+        else f"not recorded, the model's file itself{which} ({count} runs, before the 13th session)"
+        for name, count in counts.items()
+    )
+
+
 def goals(runs: pd.DataFrame, model: str) -> list[tuple[str, str, bool]]:
     """The issue's goals for one model: (goal, measured, met)."""
     mine = runs[runs["model"] == model]
@@ -747,7 +764,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     curve = learning_curves(runs, OUT / "learning_curves.png")
     for model in [m for m in MODELS if m in set(runs["model"])]:
         mine = runs[runs["model"] == model]
-        lines += [f"## {LABELS.get(model, model)}", ""]
+        lines += [f"## {LABELS.get(model, model)}", "", f"File: {files_run(mine, model)}.", ""]
         pivot = mine.pivot_table(index=["set", "series"], columns="strategy", values="mase")
         base = mine.groupby(["set", "series"])["mase_base"].first()
         naive = mine.groupby(["set", "series"])["mase_naive"].first()

@@ -101,6 +101,16 @@ def run_panel(y: pd.DataFrame, steps: int, fit_steps: int, batch_size: int, mode
     }
 
 
+def model_label(model: str | None) -> str:
+    """The model as the results name it: a path as given, the embedded one with its file."""
+    if model:
+        return model
+    from llmrnn.backends._embedded_copy import loaded_file
+    from llmrnn.models import resolve_model
+
+    return f"embedded ({os.path.basename(loaded_file(resolve_model(None)))})"
+
+
 def machine() -> str:
     from llmrnn.backends.llama_cpp import available_threads, gpu_offload_supported
 
@@ -131,7 +141,7 @@ def cmd_panel(args: argparse.Namespace) -> None:
             "",
             f"Command: `python benchmarks/lockstep.py panel --series {args.series} "
             f"--steps {args.steps} --fit-steps {args.fit_steps}`; machine: {machine()}; "
-            f"model: {args.model or 'embedded'}.",
+            f"model: {model_label(args.model)}.",
             "",
             "| run | seconds | s/series-step | MAE (update steps) |",
             "|---|---|---|---|",
@@ -154,7 +164,7 @@ def cmd_scaling(args: argparse.Namespace) -> None:
         f"## scaling: {args.steps} update steps after {args.fit_steps} fit steps",
         "",
         f"Command: `python benchmarks/lockstep.py scaling --sizes {args.sizes}`; machine: "
-        f"{machine()}; model: {args.model or 'embedded'}.",
+        f"{machine()}; model: {model_label(args.model)}.",
         "",
         "| series per batch | seconds | s/series-step | tokens/s (evaluated + generated) |",
         "|---|---|---|---|",
@@ -195,7 +205,7 @@ def cmd_proba(args: argparse.Namespace) -> None:
             f"## predict_proba over {args.rows} rows",
             "",
             f"Command: `python benchmarks/lockstep.py proba --rows {args.rows}`; machine: "
-            f"{machine()}; model: {args.model or 'embedded'}.",
+            f"{machine()}; model: {model_label(args.model)}.",
             "",
             f"Row by row {t_one:.1f} s, batched {t_batch:.1f} s: {t_one / t_batch:.2f}x "
             f"(goal >= 2x); largest probability difference {diff:.2e} (goal <= 1e-3).",
@@ -238,7 +248,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
         "",
         f"Command: `python benchmarks/lockstep.py profile --series {args.series} --steps "
         f"{args.steps} --fit-steps {args.fit_steps}`; machine: {machine()}; model: "
-        f"{args.model or 'embedded'}. Wall {wall:.1f} s under cProfile, {steps} series-steps; "
+        f"{model_label(args.model)}. Wall {wall:.1f} s under cProfile, {steps} series-steps; "
         f"tokens per series-step: {got['tokens']['prompt_tokens'] / steps:.0f} evaluated, "
         f"{got['tokens']['cached_tokens'] / steps:.0f} reused, "
         f"{got['tokens']['generated_tokens'] / steps:.0f} generated.",

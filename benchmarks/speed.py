@@ -39,6 +39,7 @@ from sktime.split import ExpandingWindowSplitter
 import llmrnn._params as params
 from llmrnn import LLMRNNForecaster
 from llmrnn.backends import llama_cpp as backend_module
+from llmrnn.backends._embedded_copy import loaded_file
 from llmrnn.models import resolve_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -107,7 +108,7 @@ def main(steps: int = 160, traces: dict[str, pd.DataFrame] | None = None) -> str
     threads = backend_module.available_threads()
     lines += [
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{threads} threads used; model {os.path.basename(model)}; "
+        f"{threads} threads used; model {os.path.basename(loaded_file(model))}; "
         f"GPU offload: {backend_module.gpu_offload_supported()}.",
         f"Command: `python benchmarks/speed.py {steps}`",
         "",

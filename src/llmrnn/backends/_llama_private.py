@@ -98,7 +98,8 @@ LLAMA_ATTRIBUTES: tuple[str, ...] = (
     "_batch.batch",
 )
 
-#: Functions of llama.cpp's C API (``llama_cpp.llama_cpp``) called here, and the struct fields set.
+#: Functions and constants of llama.cpp's C API (``llama_cpp.llama_cpp``) used in this package,
+#: and the struct fields set.
 C_API: tuple[str, ...] = (
     "llama_get_memory",
     "llama_memory_seq_rm",
@@ -111,9 +112,15 @@ C_API: tuple[str, ...] = (
     "llama_sampler_apply",
     "llama_sampler_accept",
     "llama_sampler_free",
+    "llama_model_quantize_default_params",  # the embedded model's Q8_0 copy (_embedded_copy)
+    "llama_model_quantize",
+    "LLAMA_FTYPE_MOSTLY_Q8_0",
 )
 C_FIELDS: tuple[tuple[str, str], ...] = (
     ("llama_model_params", "use_extra_bufts"),
+    ("llama_model_quantize_params", "ftype"),
+    ("llama_model_quantize_params", "allow_requantize"),
+    ("llama_model_quantize_params", "nthread"),
     ("llama_context_params", "n_ctx"),
     ("llama_context_params", "n_batch"),
     ("llama_context_params", "n_seq_max"),
