@@ -90,6 +90,7 @@ def test_cli_models_lists_embedded_model(capsys):
     assert main(["models"]) == 0
     printed = capsys.readouterr().out
     assert "smollm2-135m" in printed and "GPU offload available" in printed
+    assert "loads from its Q8_0 copy" in printed
 
 
 def test_cli_bad_model_is_a_message_not_a_traceback(tmp_path, capsys):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import functools
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -357,6 +358,7 @@ def _size(num_bytes: float) -> str:
 
 
 def _models() -> None:
+    from .backends._embedded_copy import loaded_file
     from .backends.llama_cpp import gpu_offload_supported
     from .hub import cache_dir, is_offline, model_size
     from .models import CATALOGUE, available_models
@@ -373,6 +375,11 @@ def _models() -> None:
         if entry is not None:
             where += f"  [{entry.hub_id}, {entry.licence}]"
         print(f"{info.name:<24} {info.source:<10} {size:>9}  {where}")
+    embedded = available_models()[0].path
+    loads = loaded_file(embedded) if embedded else ""
+    if loads and loads != embedded:
+        state = "written" if os.path.isfile(loads) else "written on first use"
+        print(f"\nThe embedded model loads from its Q8_0 copy ({state}): {loads}")
     print(f"\nHugging Face cache: {cache_dir()} (offline mode: {'on' if is_offline() else 'off'})")
     print("Fetch a catalogue model or any GGUF repository: llmrnn pull NAME_OR_ORG/REPO[:QUANT]")
     print("Register local files: LLMRNN_MODELS=/path/to/file.gguf:/path/to/folder")
