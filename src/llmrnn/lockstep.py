@@ -60,7 +60,7 @@ def _serve(backend: Any, calls: list[Any], keys: list[int]) -> list[Any]:
     return [backend.score(call.prompt, call.options) for call in calls]
 
 
-def run(backend: Any, steps: Sequence[Step]) -> list[tuple[Any, float]]:
+def run(backend: Any, steps: Sequence[Step], *, exact: bool = True) -> list[tuple[Any, float]]:
     """Drive ``steps`` to their end in lockstep; return each one's value and its seconds.
 
     Each round serves every pending call at once; its wall time is shared equally by the
@@ -73,6 +73,10 @@ def run(backend: Any, steps: Sequence[Step]) -> list[tuple[Any, float]]:
         The model every generator calls.
     steps : sequence of generators
         Each yields :class:`Generate` or :class:`Score` calls and returns a value.
+    exact : bool, default=True
+        Every call gives what it gives alone (the backend's ``begin_batch``); False lets a
+        backend trade that for speed on generated texts (a panel's steps, where issue 14
+        accepts rare differences; they are counted by ``benchmarks/lockstep.py``).
 
     Returns
     -------
@@ -93,7 +97,7 @@ def run(backend: Any, steps: Sequence[Step]) -> list[tuple[Any, float]]:
         seconds[i] += time.perf_counter() - start
 
     if len(steps) > 1 and hasattr(backend, "begin_batch"):
-        backend.begin_batch()  # a run's results depend on its own calls only
+        backend.begin_batch(exact=exact)  # a run's results depend on its own calls only
     for i in range(len(steps)):
         advance(i, None)
     while pending:

@@ -3,9 +3,9 @@
 The embedded SmolLM2-135M-Instruct file is quantized Q4_1. On x86 CPUs llama.cpp has fast
 matrix kernels for Q8_0 (llamafile's sgemm) and Q4_0 (repacked), not for Q4_1, and prompt
 evaluation is most of every recurrent step. Measured on the 2-core AVX-512 development machine
-(``python benchmarks/quant.py``, ``benchmarks/results/quant.md``): prompt evaluation 265-284
-tokens/s from the shipped Q4_1 file, 445-523 from a Q8_0 copy; generation about the same; a
-forecaster's fit and 4 updates 1.5-1.65x faster end to end, the same forecast.
+(``python benchmarks/quant.py``, ``benchmarks/results/quant.md``): prompt evaluation 263
+tokens/s from the shipped Q4_1 file, 464 from a Q8_0 copy; generation 107 and 118; a
+forecaster's fit and 4 updates 1.45x faster end to end, the same forecast.
 
 Why Q8_0 and not Q4_0 (faster still): converting Q4_1 weights to 8 bits keeps them within a
 small rounding of what they were, so the copy is the same model (perplexity on the README

@@ -373,6 +373,11 @@ class SideContext:
         return rows
 
     @property
+    def n_batch(self) -> int:
+        """Tokens per batch of the main context (copied): a prompt's batches on both match."""
+        return self._n_batch
+
+    @property
     def batch_size(self) -> int:
         """Most entries one :meth:`decode` takes."""
         return max(self._n_batch, self.n_seq_max)

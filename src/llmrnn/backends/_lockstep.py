@@ -6,12 +6,12 @@ with one KV sequence per lane, a lane per caller (the ``keys`` the driver gives:
 series), so a series' next prompt reuses what its lane already holds (the reflection's
 conversation for the three section rewrites, for example). Each round:
 
-1. every call's prompt but its last token is evaluated, one lane per decode, in batches of up
-   to ``n_batch`` tokens (only what a lane does not hold yet). A lane whose prompt shares a
-   longer prefix with what another lane holds (the instructions that every row of a
-   ``predict_proba`` shares, for example) gets that lane's cells copied
-   (``llama_memory_seq_cp``) instead of evaluating the prefix again, when the copy saves at
-   least ``_SHARE_MIN`` tokens;
+1. every call's prompt but its last token is evaluated, one lane per decode (only what a lane
+   does not hold yet), in the main context's batches when the run is exact (the default; see
+   :func:`_prefill`). A lane whose prompt shares a longer prefix with what another lane holds
+   (the instructions that every row of a ``predict_proba`` shares, for example) gets that
+   lane's cells copied (``llama_memory_seq_cp``) instead of evaluating the prefix again, when
+   the copy saves at least ``_SHARE_MIN`` tokens;
 2. the last tokens of every prompt are decoded together, one batch;
 3. generation: each decode advances every unfinished call by one token, each call with its own
    sampler chain (penalties, grammar, greedy or seeded draw: what ``create_completion`` builds),
@@ -19,9 +19,10 @@ conversation for the three section rewrites, for example). Each round:
 
 The driver calls :func:`begin` at the start of every lockstep run, which empties the lanes, so
 a run's results depend on its own calls only: the same data gives the same text run after run.
-llama.cpp's arithmetic depends slightly on how tokens share a batch, so a lane's text may differ
-in rare tokens from the same prompt run alone on the main context (``benchmarks/lockstep.py``
-counts how often).
+llama.cpp's arithmetic depends on how tokens share a batch: in an exact run a lane's scores and
+texts are the main context's to the bit; in a run that is not (a panel's steps) a lane's text
+may differ in rare tokens from the same prompt run alone (``benchmarks/lockstep.py`` counts
+how often).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ._llama_private import SideContext
+from ._model_cache import BLOCK as _BLOCK
 from ._model_cache import SharedModel
 from .base import Completion, log_softmax
 
@@ -53,6 +55,11 @@ class Lanes:
     held: list[list[int]]
     cells: int  # KV cells of each lane
     owner: dict[Hashable, int] = field(default_factory=dict)
+    #: per lane, the cells below this were evaluated in batches on the ``_BLOCK`` grid
+    clean: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.clean = self.clean or [0] * len(self.held)
 
     def lane(self, key: Hashable) -> int:
         """The lane of ``key``: its own, else a free one."""
@@ -68,6 +75,7 @@ def begin(shared: SharedModel) -> None:
     if lanes is not None:
         lanes.side.clear()
         lanes.held = [[] for _ in lanes.held]
+        lanes.clean = [0] * len(lanes.held)
         lanes.owner.clear()
 
 
@@ -136,40 +144,64 @@ class _Donors:
         return lane, -common
 
 
-def _prefill(lanes: Lanes, lane_of: list[int], prompts: list[list[int]]) -> list[int]:
+def _prefill(
+    lanes: Lanes, lane_of: list[int], prompts: list[list[int]], exact: bool = True
+) -> list[int]:
     """Evaluate every prompt but its last token on its lane; return the tokens each reused.
 
-    A prompt's reused tokens are those its lane held, or those another lane held when that
-    lane shares a longer prefix with it (copied, at least ``_SHARE_MIN`` tokens more).
+    A prompt reuses the cells its lane holds, or another lane's when that lane shares a longer
+    prefix with it (copied, at least ``_SHARE_MIN`` tokens more). llama.cpp's arithmetic
+    depends on how tokens share a batch, so with ``exact`` the batches are the main context's
+    (``llama_cpp._prefill``): cells are reused only up to a multiple of ``_BLOCK`` tokens
+    evaluated in batches starting on that grid, the whole blocks after them are evaluated in
+    batches of ``n_batch`` and the partial block in one batch, and a lane's logits are the
+    main context's for the same prompt, to the bit. Without it every shared token is reused
+    (the generated ones too) and the rest is one batch: faster, and a lane's text may differ
+    in rare tokens from the same prompt run alone.
     """
     side, reused = lanes.side, []
     pending: set[int] = set()  # lanes given a copy that no decode has carried out yet
     donors = _Donors(lanes.held)
+
+    def usable(lane: int, common: int) -> int:
+        return min(common, lanes.clean[lane]) // _BLOCK * _BLOCK if exact else common
+
     for lane, tokens in zip(lane_of, prompts):
         body = tokens[:-1]
-        start = _common(lanes.held[lane], body)
+        start = usable(lane, _common(lanes.held[lane], body))
+        clean = min(start, lanes.clean[lane])
         donor, shared = donors.best(body, pending | {lane})
-        if shared < start + _SHARE_MIN:
-            donor = None
-        if donor is not None:
+        shared = usable(donor, shared) if donor is not None else 0
+        if donor is not None and shared >= start + _SHARE_MIN:
             side.copy(donor, lane)
-            start = shared
+            start, clean = shared, min(shared, lanes.clean[donor])
+        else:
+            donor = None
         if not side.keep(lane, start):  # a recurrent model's cache: start the lane again
             side.keep(lane, 0)
-            start = 0
+            start = clean = 0
         lanes.held[lane] = list(tokens[:start])
         reused.append(start)
         if donor is not None and start == len(body):
             pending.add(lane)  # nothing to decode: the copy happens with the last tokens
         # one lane per decode: llama.cpp splits a batch of several sequences on separate KV
         # streams into small equal parts: 9.2 s instead of 6.3 s for 8 prompts here
-        entries = [(tokens[p], p, lane, False) for p in range(start, len(tokens) - 1)]
-        width = side.batch_size
-        for at in range(0, len(entries), width):
-            side.decode(entries[at : at + width])
-        if entries:
+        if exact:
+            whole = max(start, len(body) // _BLOCK * _BLOCK)
+            step = side.n_batch
+            spans = [(at, min(at + step, whole)) for at in range(start, whole, step)]
+            spans += [(whole, len(body))] if len(body) > whole else []
+            clean = whole
+        else:
+            step = side.batch_size
+            spans = [(at, min(at + step, len(body))) for at in range(start, len(body), step)]
+            clean = clean // _BLOCK * _BLOCK  # the cells off the grid are not
+        for first, end in spans:
+            side.decode([(tokens[p], p, lane, False) for p in range(first, end)])
+        if spans:
             pending.clear()  # a decode carries out every copy asked for before it
         lanes.held[lane] = list(body)  # a donor for the lanes after it
+        lanes.clean[lane] = clean
         donors.set(lane, body)
     return reused
 
@@ -197,6 +229,7 @@ def complete_batch(
     prompts: list[list[int]],
     grammars: list[Any],
     limit: int,
+    exact: bool = True,
 ) -> list[Completion]:
     """Every call's continuation, decoded together (the caller holds the model's lock).
 
@@ -215,6 +248,8 @@ def complete_batch(
         Each call's compiled grammar, or None.
     limit : int
         Most KV cells a lane may get (the backend's context size).
+    exact : bool, default=True
+        Prompts evaluated in the main context's batches (:func:`_prefill`).
 
     Returns
     -------
@@ -229,7 +264,7 @@ def complete_batch(
     start = time.perf_counter()
     samplers: list[Any] = []
     try:
-        reused = _prefill(lanes, lane_of, prompts)
+        reused = _prefill(lanes, lane_of, prompts, exact)
         rows = _last_rows(lanes, lane_of, prompts)
         samplers = [
             side.sampler(

@@ -28,6 +28,7 @@ from . import _llama_private as private
 from .base import BackendError
 
 __all__ = [
+    "BLOCK",
     "SharedModel",
     "available_threads",
     "gpu_offload_supported",
@@ -39,6 +40,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger("llmrnn.llama_cpp")
+
+#: Prompt tokens per aligned evaluation block: a context reuses cached cells only up to a
+#: multiple of it that was evaluated in batches starting on that grid (``llama_cpp._prefill``,
+#: ``_lockstep._prefill``), which makes a prompt's logits independent of what ran before it.
+BLOCK = 32
 
 _CACHE: dict[tuple, SharedModel] = {}
 _CACHE_LOCK = threading.Lock()

@@ -37,6 +37,7 @@ from ..grammar import validate_gbnf
 from . import _llama_private as private
 from . import _lockstep
 from ._model_cache import (
+    BLOCK,
     SharedModel,
     available_threads,
     gpu_offload_supported,
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 _GRAMMARS: dict[str, Any] = {}  # validated and compiled grammars, by text
-_BLOCK = 32  # prompt tokens per aligned evaluation block (see the module docstring)
+_BLOCK = BLOCK  # prompt tokens per aligned evaluation block (see the module docstring)
 
 
 def _cached_prefix(llama: Any, tokens: list[int]) -> int:
@@ -115,6 +116,7 @@ class LlamaCppBackend:
         self.n_threads = int(n_threads) if n_threads else available_threads()
         self.n_ctx = int(n_ctx)
         self._key = (model_path, self.n_ctx, self.n_gpu_layers, self.n_threads)
+        self._exact = True  # the lanes' batches are the main context's (begin_batch)
 
     # The shared model is looked up on every use, never held by pickled state.
     @property
@@ -267,8 +269,19 @@ class LlamaCppBackend:
                 completions += done
         return completions
 
-    def begin_batch(self) -> None:
-        """A lockstep run starts: empty the lanes of :meth:`complete_batch`."""
+    def begin_batch(self, exact: bool = True) -> None:
+        """A lockstep run starts: empty the lanes of :meth:`complete_batch`.
+
+        Parameters
+        ----------
+        exact : bool, default=True
+            Evaluate each prompt of the run in the main context's batches, so every text and
+            score is the one the prompt gets alone (:meth:`complete`, :meth:`score`). False
+            lets the lanes reuse every shared token (generated ones too): a panel's steps run
+            faster, and a text may differ in rare tokens from the same prompt alone. Scores
+            (:meth:`score_batch`) are always exact.
+        """
+        self._exact = exact
         shared = self._shared
         with shared.lock:
             _lockstep.begin(shared)
@@ -302,7 +315,9 @@ class LlamaCppBackend:
         with shared.lock:
             prompts = [self._checked_tokens(c.prompt, 1) for c in calls]
             try:
-                return _lockstep.complete_batch(shared, calls, keys, prompts, grammars, self.n_ctx)
+                return _lockstep.complete_batch(
+                    shared, calls, keys, prompts, grammars, self.n_ctx, self._exact
+                )
             except (ValueError, RuntimeError) as exc:
                 raise BackendError(f"llama.cpp could not decode the batch: {exc}") from exc
 

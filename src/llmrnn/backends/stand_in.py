@@ -109,8 +109,9 @@ class StandInBackend:
             truncated=truncated,
         )
 
-    def begin_batch(self) -> None:
-        """A lockstep run starts (nothing to reset: the stand-in holds no cache)."""
+    def begin_batch(self, exact: bool = True) -> None:  # noqa: ARG002 - the backends' signature
+        """A lockstep run starts (nothing to reset: the stand-in holds no cache, and its
+        answers never depend on batching)."""
 
     def complete_batch(
         self, calls: Sequence[Any], keys: Sequence[Any] | None = None
