@@ -83,6 +83,7 @@ def test_command_ends_without_a_resource_warning(tmp_path):
         cwd=tmp_path,
     )
     assert "MAE" in out.stdout
+    assert "loaded from its Q8_0 copy" in out.stdout  # the file the figures came from
     assert "unclosed file" not in out.stderr, out.stderr[-500:]
 
 

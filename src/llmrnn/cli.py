@@ -344,6 +344,12 @@ def _print_demo(result: dict[str, object]) -> None:
         )
         print(_verdict(table, effect))
     print(f"\nmodel: {result['model']}")
+    if result["model"]:
+        from .backends._embedded_copy import loaded_file
+
+        loads = loaded_file(result["model"])
+        if loads != result["model"]:
+            print(f"  loaded from its Q8_0 copy (the same model, faster on CPUs): {loads}")
     print(f"\nfinal memory of the first llmrnn forecaster:\n{result['memory']}\n")
     print(f"trace: {result['trace']}")
     print(f"plot:  {result['plot'] or '(install matplotlib for the plot)'}")
