@@ -16,7 +16,6 @@ Writes ``benchmarks/results/quant.md``. About 4 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import platform
 import tempfile
@@ -29,6 +28,7 @@ import numpy as np
 from llmrnn import LLMRNNForecaster
 from llmrnn.backends import _embedded_copy
 from llmrnn.backends._model_cache import available_threads, import_llama_cpp
+from llmrnn.backends.base import log_softmax
 from llmrnn.models import resolve_model
 
 llama_cpp = import_llama_cpp()  # its log lines go to logging, not the terminal
@@ -40,15 +40,10 @@ PROMPT = "The monthly totals were 112, 118, 132, 129, 121, 135, 148, 148, 136, 1
 
 def q4_0_copy(source: str, folder: str) -> str:
     """A 4-bit Q4_0 copy of ``source`` (for comparison only; llmrnn never loads it)."""
-    target = os.path.join(folder, "q4_0.gguf")
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0
-    params.allow_requantize = True
-    params.nthread = available_threads()
-    status = llama_cpp.llama_model_quantize(source.encode(), target.encode(), ctypes.byref(params))
-    if status != 0:
-        raise SystemExit(f"llama_model_quantize returned {status}")
-    return target
+    target = Path(folder) / "q4_0.gguf"
+    ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0
+    _embedded_copy.quantize(llama_cpp, source, target, available_threads(), ftype)
+    return str(target)
 
 
 def rates(path: str) -> tuple[float, float]:
@@ -71,10 +66,9 @@ def logprobs(path: str, text: str) -> tuple[np.ndarray, list[int]]:
     llama = llama_cpp.Llama(path, n_ctx=2048, logits_all=True, verbose=False)
     tokens = llama.tokenize(text.encode())[:1024]
     llama.eval(tokens)
-    logits = np.array(llama.scores[: len(tokens)], dtype=np.float64)
+    rows = np.array([log_softmax(row) for row in llama.scores[: len(tokens)]])
     llama.close()
-    top = logits.max(axis=1, keepdims=True)
-    return logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True)), tokens
+    return rows, tokens
 
 
 def forecaster_seconds(model: str | None) -> tuple[float, float]:

@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cache_dir", "copy_path", "load_path", "loaded_file"]
+__all__ = ["cache_dir", "copy_path", "load_path", "loaded_file", "quantize"]
 
 logger = logging.getLogger("llmrnn.llama_cpp")
 
@@ -107,14 +107,15 @@ def loaded_file(model_path: str) -> str:
     return str(copy_path(model_path)) if _wanted(model_path) else model_path
 
 
-def _convert(llama_cpp: Any, source: str, target: Path, threads: int) -> None:
-    """Write the Q8_0 copy of ``source`` to ``target`` through a temporary file."""
+def quantize(llama_cpp: Any, source: str, target: Path, threads: int, ftype: int) -> None:
+    """Write ``source`` quantized as ``ftype`` to ``target`` through a temporary file and an
+    atomic rename (``benchmarks/quant.py`` uses it for its Q4_0 comparison)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".partial-", suffix=".gguf")
     os.close(handle)
     try:
         params = llama_cpp.llama_model_quantize_default_params()
-        params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+        params.ftype = ftype
         params.allow_requantize = True
         params.nthread = threads
         status = llama_cpp.llama_model_quantize(
@@ -127,12 +128,6 @@ def _convert(llama_cpp: Any, source: str, target: Path, threads: int) -> None:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-    for stale in target.parent.glob(target.name.split(_SUFFIX)[0] + _SUFFIX + "-*.gguf"):
-        if stale != target:
-            try:
-                stale.unlink()  # a copy of an earlier install of the package
-            except OSError:  # pragma: no cover - another process removed it first
-                pass
 
 
 def load_path(llama_cpp: Any, model_path: str, *, threads: int = 1) -> str:
@@ -160,7 +155,7 @@ def load_path(llama_cpp: Any, model_path: str, *, threads: int = 1) -> str:
         return str(target)
     logger.info("writing a Q8_0 copy of the embedded model to %s", target)
     try:
-        _convert(llama_cpp, model_path, target, max(1, threads))
+        quantize(llama_cpp, model_path, target, max(1, threads), llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0)
     except OSError as exc:
         warnings.warn(
             f"llmrnn could not write the Q8_0 copy of the embedded model to {target} ({exc}); "
@@ -170,4 +165,10 @@ def load_path(llama_cpp: Any, model_path: str, *, threads: int = 1) -> str:
             stacklevel=2,
         )
         return model_path
+    for stale in target.parent.glob(target.name.split(_SUFFIX)[0] + _SUFFIX + "-*.gguf"):
+        if stale != target:
+            try:
+                stale.unlink()  # a copy of an earlier install of the package
+            except OSError:  # pragma: no cover - another process removed it first
+                pass
     return str(target)

@@ -58,9 +58,6 @@ class Lanes:
     #: per lane, the cells below this were evaluated in batches on the ``_BLOCK`` grid
     clean: list[int] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.clean = self.clean or [0] * len(self.held)
-
     def lane(self, key: Hashable) -> int:
         """The lane of ``key``: its own, else a free one."""
         if key not in self.owner:
@@ -95,7 +92,8 @@ def _lanes(shared: SharedModel, keys: Sequence[Hashable], longest: int, limit: i
         count = max(count, len(keys))
         cells = min(limit, -(-longest * 5 // 4 // 256) * 256)  # room to grow, in llama's pads
         side = SideContext(shared.llama, n_ctx=count * cells, n_seq_max=count, unified=False)
-        lanes = shared.lockstep = Lanes(side, [[] for _ in range(count)], cells=cells)
+        held: list[list[int]] = [[] for _ in range(count)]
+        lanes = shared.lockstep = Lanes(side, held, cells=cells, clean=[0] * count)
     return lanes
 
 
