@@ -243,6 +243,50 @@ def test_lockstep_lanes_share_a_common_prefix_instead_of_evaluating_it_again(
     assert all(d.cached_tokens >= shared // BLOCK * BLOCK for d in done[1:])
 
 
+def test_lanes_grow_between_runs_so_a_run_keeps_what_its_lanes_hold(default_model_path):
+    """A recurrent step's calls grow a little with its record. Lanes filled to within a
+    quarter of their cells grow when the next run begins (empty anyway), not in the middle of
+    a run, where a new context loses what the lanes hold: until the fourteenth session a
+    2-series panel re-evaluated 1485 tokens a series at its seventh step instead of 867."""
+    from llmrnn.lockstep import Generate
+
+    backend = LlamaCppBackend(default_model_path, n_ctx=2048)
+    shared = backend._shared
+    if shared.lockstep is not None:  # lanes an earlier test made: start from none
+        shared.lockstep.side.close()
+        shared.lockstep = None
+
+    def sized(n: int) -> str:  # a prompt of at most n tokens, near it
+        words = n
+        while True:
+            prompt = backend.render([Message("user", "rain " * words)])
+            if backend.count_tokens(prompt) <= n:
+                return prompt
+            words -= 1
+
+    def run(*prompts: str) -> list:
+        backend.begin_batch(exact=False)
+        calls = [Generate(p, max_tokens=4) for p in prompts]
+        return backend.complete_batch(calls, keys=["a", "b"])
+
+    lanes = lambda: shared.lockstep  # noqa: E731
+    run(sized(170), sized(160))  # the lanes are made for calls of about 175 tokens
+    assert lanes().cells == 256
+    run(sized(240), sized(230))  # fits, but fills the lanes to within a quarter
+    assert lanes().cells == 256
+    first = [sized(240), sized(230)]
+    done = run(*first)  # the run begins on larger, empty lanes
+    assert lanes().cells == 512
+    assert all(d.cached_tokens < 240 for d in done)
+    # the same run goes on past the old size: each lane keeps what it holds
+    longer = [p + d.text + " And then? " + "snow " * 60 for p, d in zip(first, done)]
+    assert min(backend.count_tokens(p) for p in longer) > 256
+    more = backend.complete_batch([Generate(p, max_tokens=4) for p in longer], keys=["a", "b"])
+    assert lanes().cells == 512
+    for prompt, d in zip(first, more):
+        assert d.cached_tokens >= backend.count_tokens(prompt) - 1
+
+
 def test_lanes_check_the_grammar_last_and_pick_the_same_tokens(default_model_path, monkeypatch):
     """Greedy under a grammar: the best token is judged alone, the vocabulary only if refused."""
     from llmrnn.backends import _llama_private as private
