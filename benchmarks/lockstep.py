@@ -154,7 +154,18 @@ def cmd_panel(args: argparse.Namespace) -> None:
             f"lockstep / one at a time: {lock['mae'] / one['mae']:.3f} (goal within 2%); "
             f"answers that differ: {differ} of {total}; memories that differ at the end: "
             f"{sum(a != b for a, b in zip(one['memories'], lock['memories']))} of {args.series}.",
+            "",
+            "Tokens per series-step (evaluated / reused / generated): one at a time "
+            f"{per_step(one)}, lockstep {per_step(lock)}.",
         ]
+    )
+
+
+def per_step(got: dict) -> str:
+    """A run's prompt tokens evaluated and reused, and tokens generated, per series-step."""
+    tok, n = got["tokens"], got["series_steps"]
+    return " / ".join(
+        f"{tok[k] / n:.0f}" for k in ("prompt_tokens", "cached_tokens", "generated_tokens")
     )
 
 
