@@ -57,10 +57,9 @@ class Lanes:
     owner: dict[Hashable, int] = field(default_factory=dict)
     #: per lane, the cells below this were evaluated in batches on the ``_BLOCK`` grid
     clean: list[int] = field(default_factory=list)
-    #: the most cells one call has needed since the context was made, and the most a lane
-    #: may get (the backend's context size): :func:`begin` grows the lanes from them
+    #: the most cells one call has needed since the context was made (:func:`begin` grows
+    #: the lanes from it)
     peak: int = 0
-    limit: int = 0
 
     def lane(self, key: Hashable) -> int:
         """The lane of ``key``: its own, else a free one."""
@@ -76,31 +75,32 @@ def _cells(longest: int, limit: int) -> int:
     return min(limit, -(-longest * 5 // 4 // 256) * 256)
 
 
-def _make(shared: SharedModel, count: int, cells: int, peak: int, limit: int) -> Lanes:
+def _make(shared: SharedModel, count: int, cells: int, peak: int = 0) -> Lanes:
     """A new lockstep context of ``count`` empty lanes of ``cells`` cells each."""
     if shared.lockstep is not None:
         shared.lockstep.side.close()
     side = SideContext(shared.llama, n_ctx=count * cells, n_seq_max=count, unified=False)
     held: list[list[int]] = [[] for _ in range(count)]
-    lanes = Lanes(side, held, cells=cells, clean=[0] * count, peak=peak, limit=limit)
+    lanes = Lanes(side, held, cells=cells, clean=[0] * count, peak=peak)
     shared.lockstep = lanes
     return lanes
 
 
-def begin(shared: SharedModel) -> None:
+def begin(shared: SharedModel, limit: int) -> None:
     """Empty every lane: a lockstep run starts from nothing (the caller holds the lock).
 
     Lanes that the calls so far have filled to within a quarter of their cells are made
     larger now, while they hold nothing: a context made larger in the middle of a run loses
     what its lanes hold, and a recurrent step's calls grow a little with its record (a
     2-series panel evaluated 1485 tokens a series at its seventh step for this, 867 since).
+    ``limit`` is the most cells a lane may get (the backend's context size).
     """
     lanes = shared.lockstep
     if lanes is None:
         return
-    cells = _cells(lanes.peak, lanes.limit)
+    cells = _cells(lanes.peak, limit)
     if cells > lanes.cells:
-        _make(shared, len(lanes.held), cells, lanes.peak, lanes.limit)
+        _make(shared, len(lanes.held), cells, lanes.peak)
         return
     lanes.side.clear()
     lanes.held = [[] for _ in lanes.held]
@@ -120,8 +120,8 @@ def _lanes(shared: SharedModel, keys: Sequence[Hashable], longest: int, limit: i
     longest = min(longest, limit)  # a lane never holds more than the context; longer calls stop
     if lanes is None or count > lanes.side.n_seq_max or longest > lanes.cells:
         count = max(count, len(keys))
-        lanes = _make(shared, count, _cells(longest, limit), longest, limit)
-    lanes.peak, lanes.limit = max(lanes.peak, longest), limit
+        lanes = _make(shared, count, _cells(longest, limit))
+    lanes.peak = max(lanes.peak, longest)
     return lanes
 
 

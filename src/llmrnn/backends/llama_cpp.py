@@ -11,11 +11,11 @@ Why it looks like this:
   llama.cpp's numbers depend slightly on how a prompt is split into batches, and a small model's
   greedy text can turn on that (a token evaluated alone, as generated tokens are, differs from
   the same token evaluated in a batch). So the cache is reused only up to a multiple of
-  ``_BLOCK`` tokens that was evaluated in batches starting on that grid and spanning whole
+  ``BLOCK`` tokens that was evaluated in batches starting on that grid and spanning whole
   blocks; the rest of the prompt but its last token is one batch, the last token is evaluated
   alone, and generated tokens are never reused. A fit in two threads, a fit after another
   estimator's, and a fit on a cold cache give the same text, token for token. The price: up to
-  ``_BLOCK`` tokens and the previous answer evaluated again per call (``benchmarks/speed.py``).
+  ``BLOCK`` tokens and the previous answer evaluated again per call (``benchmarks/speed.py``).
 - Seeded samples of one prompt (``complete_many``, behind prediction intervals) run side by side
   on a second context (``_parallel``).
 - Different prompts of a lockstep round (``llmrnn.lockstep``: one call per series of a panel,
@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 _GRAMMARS: dict[str, Any] = {}  # validated and compiled grammars, by text
-_BLOCK = BLOCK  # prompt tokens per aligned evaluation block (see the module docstring)
 
 
 def _cached_prefix(llama: Any, tokens: list[int]) -> int:
@@ -74,8 +73,8 @@ def _prefill(shared: SharedModel, tokens: list[int]) -> int:
     """
     llama = shared.llama
     body = len(tokens) - 1
-    start = min(_cached_prefix(llama, tokens), shared.clean) // _BLOCK * _BLOCK
-    whole = max(start, body // _BLOCK * _BLOCK)
+    start = min(_cached_prefix(llama, tokens), shared.clean) // BLOCK * BLOCK
+    whole = max(start, body // BLOCK * BLOCK)
     private.rewind(llama, start)
     shared.clean = start
     if whole > start:  # whole blocks: batches that start on the grid and span whole blocks
@@ -284,7 +283,7 @@ class LlamaCppBackend:
         self._exact = exact
         shared = self._shared
         with shared.lock:
-            _lockstep.begin(shared)
+            _lockstep.begin(shared, self.n_ctx)
 
     def _checked_tokens(self, prompt: str, room: int) -> list[int]:
         tokens = self._tokens(prompt)
