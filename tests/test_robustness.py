@@ -330,6 +330,41 @@ def test_auto_base_is_theta_with_the_index_season(monkeypatch, airline):
     np.testing.assert_allclose(f.predict(fh=[1]).to_numpy(), expected.to_numpy())
 
 
+def test_a_time_index_without_frequency_is_regularised_and_gaps_are_clear_errors(
+    monkeypatch, airline
+):
+    """A DatetimeIndex read from a CSV has no frequency: the forecaster infers it (the base's
+    season and predict's times need it); a series that skips times is refused with advice,
+    in fit and in update, and a refused update leaves the estimator as it was."""
+    from sktime.forecasting.theta import ThetaForecaster
+
+    _script(monkeypatch, ScriptedBackend([]))  # the stand-in answers; weight 0 = the base
+    monthly = airline[:44].copy()
+    monthly.index = monthly.index.to_timestamp()
+    as_read = monthly.copy()
+    as_read.index = pd.DatetimeIndex(list(monthly.index), name=monthly.index.name)
+    assert as_read.index.freq is None
+    f = LLMRNNForecaster(**{**SMALL, "base_forecaster": "auto"}).fit(as_read[:40])
+    y_pred = f.predict(fh=[1, 2])
+    expected = ThetaForecaster(sp=12, deseasonalize=True).fit(monthly[:40]).predict(fh=[1, 2])
+    np.testing.assert_allclose(y_pred.to_numpy(), expected.to_numpy())
+    assert list(y_pred.index) == list(monthly.index[40:42])
+    memory, trace = f.memory_, f.get_trace()
+    with pytest.raises(ValueError, match=r"skips 1 time\(s\).*1952-05"):
+        f.update(as_read.drop(as_read.index[40]))  # 1952-05 is missing
+    assert f.cutoff[0] == monthly.index[39] and f.memory_ == memory
+    pd.testing.assert_frame_equal(f.get_trace(), trace)
+    f.update(as_read[40:41])  # one new point, no frequency of its own
+    assert len(f.get_trace()) == len(trace) + 1
+    with pytest.raises(ValueError, match="skips 2 time.*period_range"):
+        LLMRNNForecaster(**SMALL).fit(airline[:44].drop(airline.index[[5, 9]]))
+    irregular = pd.Series(
+        np.arange(6.0), index=pd.to_datetime([f"2020-01-{d}" for d in (1, 2, 4, 8, 16, 30)])
+    )
+    with pytest.raises(ValueError, match="no frequency and pandas cannot infer one"):
+        LLMRNNForecaster(**SMALL).fit(irregular)
+
+
 @pytest.mark.parametrize(
     ("base", "match"),
     [

@@ -142,6 +142,43 @@ class Observer:
         return values, name
 
 
+def regular_times(series: pd.Series, freq: Any = None) -> pd.Series:
+    """``series`` on a time index that carries its frequency and skips no time.
+
+    The recurrence steps through time one point at a time, and the base forecaster and the
+    season length read the index's frequency: a DatetimeIndex without one (what
+    ``pd.read_csv(..., parse_dates=...)`` gives) gets the frequency pandas infers, or
+    ``freq`` (the fitted series' frequency, for a few new points); a time index that skips
+    times raises a ValueError that says what to do. Other indexes are returned as they are.
+    """
+    index = series.index
+    if not isinstance(index, (pd.DatetimeIndex, pd.PeriodIndex)):
+        return series
+    found = index.freq or (pd.infer_freq(index) if len(index) >= 3 else None) or freq
+    if found is None:
+        raise ValueError(
+            f"y's time index ({index[0]} to {index[-1]}) has no frequency and pandas cannot "
+            "infer one: the times must be regular. Resample to a frequency first, e.g. "
+            "y = y.asfreq('D') (then fill the gaps), or pass an integer index."
+        )
+    maker = pd.period_range if isinstance(index, pd.PeriodIndex) else pd.date_range
+    full = maker(index[0], index[-1], freq=found, name=index.name)
+    if len(full) != len(index) or not full.equals(index):
+        missing = full.difference(index)
+        first = f" (the first: {missing[0]})" if len(missing) else ""
+        raise ValueError(
+            f"y skips {len(missing)} time(s) of its frequency {full.freqstr}{first}; the "
+            "recurrence steps through time one point at a time. Fill the missing times "
+            f"first, e.g. y = y.reindex(pd.{maker.__name__}(y.index[0], y.index[-1], "
+            f"freq='{full.freqstr}')).interpolate(), and pass the filled series (to update: "
+            "every point after the cutoff, none skipped)."
+        )
+    if index.freq is None:
+        series = series.copy()
+        series.index = full
+    return series
+
+
 def split_panel(
     y: pd.Series | pd.DataFrame, X: pd.DataFrame | None
 ) -> dict[Key, tuple[pd.Series, pd.DataFrame | None]]:

@@ -391,7 +391,9 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         pd.DataFrame
             One row per step: ``step, index, answer, answer_initial, prediction,
-            prediction_initial, truth, error, error_initial, changed`` (errors are 0/1).
+            prediction_initial, truth, error, error_initial, error_answer,
+            error_answer_initial, changed`` (errors are 0/1; a label has no guard, so
+            ``error_answer`` equals ``error``).
             Summarize it with :func:`llmrnn.trace.effect_summary`.
         """
         check_is_fitted(self)

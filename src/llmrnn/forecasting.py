@@ -15,7 +15,7 @@ from . import lockstep
 from ._atomic import atomic
 from ._params import backend_for, backend_on, check_params, loop_config
 from ._progress import progress_bar
-from ._tracks import Observer, Track, advance, split_panel
+from ._tracks import Observer, Track, advance, regular_times, split_panel
 from .context import check_calendar, check_exog
 from .memory import initial_memory
 from .recurrence import Recurrence, State
@@ -435,8 +435,11 @@ class LLMRNNForecaster(BaseForecaster):
     def _fit(self, y, X: pd.DataFrame | None = None, fh=None):
         self._check_parameters()
         parts = split_panel(y, X)
-        for series, _ in parts.values():
+        hint = getattr(self.cutoff, "freq", None)  # sktime's, inferred from the whole index
+        for key, (series, exog) in parts.items():
             self._check_values(series)
+            series = regular_times(series, hint)
+            parts[key] = (series, exog)
             if len(series) < 2:
                 raise ValueError(
                     f"y has {len(series)} value(s) in a series: LLMRNNForecaster needs at least "
@@ -623,7 +626,7 @@ class LLMRNNForecaster(BaseForecaster):
             new = series[series.index > seen.index[-1]]
             if new.empty:
                 continue
-            full = pd.concat([seen, new])
+            full = regular_times(pd.concat([seen, new]), self._freq)
             exog = self._exog_with(track, _rows_of(X, key), "update")
             if exog is not None:
                 missing = new.index[~new.index.isin(exog.index)]
@@ -700,7 +703,9 @@ class LLMRNNForecaster(BaseForecaster):
         -------
         pd.DataFrame
             One row per step: ``step, index, answer, answer_initial, prediction,
-            prediction_initial, truth, error, error_initial, changed``. Summarize it with
+            prediction_initial, truth, error, error_initial, error_answer,
+            error_answer_initial, changed`` (``error_answer``: the answer's own error, before
+            the guard's weight). Summarize it with
             :func:`llmrnn.trace.effect_summary`. Panels and multi-column ``y`` get their
             series columns first, as in :meth:`get_trace`.
         """

@@ -150,7 +150,7 @@ def available_threads() -> int:
 
     ``OMP_NUM_THREADS``, when set, caps it: joblib's loky workers set it to their share of the
     cores, so a grid search with ``n_jobs=2`` on 2 cores runs one thread per worker instead of
-    two workers spinning two OpenMP threads each (measured 10x slower, FACTS.md).
+    two workers spinning two OpenMP threads each (measured 10x slower before the first release).
 
     Returns
     -------
