@@ -135,6 +135,16 @@ def test_text_column_and_numpy_input():
     arr = LLMRNNClassifier(strategy="zero_shot").fit(np.array([[1.5, 2.0]]), [7])
     assert arr.get_trace()["observation"].iloc[0] == "x0=1.5; x1=2"
     assert arr.predict(np.array([[0.0, 0.0]]))[0] == 7
+    # a frame of mixed kinds, a categorical among them (scikit-learn's validation alone cast it
+    # to float and failed)
+    mixed = pd.DataFrame(
+        {"temp": [21.5, 14.0], "kind": pd.Categorical(["a", "b"]), "flag": [True, False]}
+    )
+    clf = LLMRNNClassifier(strategy="zero_shot").fit(mixed, ["hot", "cold"])
+    assert clf.get_trace()["observation"].iloc[1] == "temp=14; kind=b; flag=False"
+    assert clf.predict_proba(mixed).shape == (2, 2)
+    clf.partial_fit(mixed, ["hot", "cold"])
+    assert len(clf.get_trace()) == 4
 
 
 def test_label_descriptions_reach_the_task_text():

@@ -36,6 +36,16 @@ def _refuse_trailing_nul(labels, name: str) -> None:
         )
 
 
+def _plain_columns(X):
+    """``X`` with its categorical columns as plain objects: scikit-learn's validation casts a
+    frame holding a pandas extension dtype to one common dtype, which fails for a categorical
+    of strings among numbers (the rows are written as text anyway)."""
+    if not isinstance(X, pd.DataFrame):
+        return X
+    kinds = {c: object for c, d in X.dtypes.items() if isinstance(d, pd.CategoricalDtype)}
+    return X.astype(kinds) if kinds else X
+
+
 logger = logging.getLogger("llmrnn")
 
 
@@ -177,7 +187,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
 
     # -- helpers ---------------------------------------------------------------------------
     def _validate(self, X, reset: bool) -> np.ndarray:
-        return validate_data(self, X, reset=reset, dtype=None, ensure_min_samples=1)
+        return validate_data(self, _plain_columns(X), reset=reset, dtype=None, ensure_min_samples=1)
 
     def _feature_names(self) -> list[str]:
         names = getattr(self, "feature_names_in_", None)
@@ -272,7 +282,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         All or nothing: if anything fails, the estimator is left exactly as before the call.
         """
         _refuse_trailing_nul(y, "y")
-        X, y = validate_data(self, X, y, reset=True, dtype=None)
+        X, y = validate_data(self, _plain_columns(X), y, reset=True, dtype=None)
         check_classification_targets(y)
         self._start(unique_labels(y), y)
         start = 0 if self.fit_steps is None else max(0, len(X) - self.fit_steps)
@@ -305,7 +315,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         _refuse_trailing_nul(y, "y")
         _refuse_trailing_nul(classes, "classes")
         if y is not None:
-            X, y = validate_data(self, X, y, reset=first, dtype=None)
+            X, y = validate_data(self, _plain_columns(X), y, reset=first, dtype=None)
             check_classification_targets(y)
         else:
             X = self._validate(X, reset=first)
