@@ -54,6 +54,24 @@ def test_a_hierarchy_keeps_its_levels(hierarchy):
     assert quantiles.index.nlevels == 3 and np.isfinite(quantiles.to_numpy()).all()
 
 
+def test_a_panel_whose_series_start_at_different_times():
+    """sktime's cutoff can then have no frequency (here it has none); the forecasts are at
+    the times after the panel's cutoff, each series' as alone."""
+    uneven = _make_hierarchical(
+        hierarchy_levels=(2,), max_timepoints=20, min_timepoints=12, random_state=1
+    )
+    f = LLMRNNForecaster(**PARAMS).fit(uneven, fh=[1, 2])
+    assert f.cutoff.freq is None  # what sktime gives: the case this test is about
+    y_pred = f.predict()
+    last = uneven.index.get_level_values(-1).max()
+    assert list(y_pred.xs("h0_1", level=0).index) == list(pd.date_range(last, periods=3)[1:])
+    for key in ("h0_0", "h0_1"):
+        alone = LLMRNNForecaster(**PARAMS).fit(uneven.xs(key, level=0)["c0"], fh=[1, 2])
+        np.testing.assert_allclose(y_pred.xs(key, level=0)["c0"], alone.predict().to_numpy())
+    interval = f.predict_interval(coverage=0.8)
+    assert interval.index.equals(y_pred.index) and np.isfinite(interval.to_numpy()).all()
+
+
 def test_panel_update_steps_every_series_and_is_all_or_nothing(monkeypatch, panel):
     f = LLMRNNForecaster(**PARAMS).fit(panel.groupby(level=0).head(18), fh=[1])
     before = {k: v for k, v in f.__dict__.items()}

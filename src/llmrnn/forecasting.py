@@ -471,14 +471,23 @@ class LLMRNNForecaster(BaseForecaster):
         self._commit(self._advance(tracks, positions, "fit"))
         return self
 
+    def _named_cutoff(self) -> Any:
+        """sktime's cutoff, with the series' frequency where sktime has none (a panel whose
+        series end at different times): sktime's horizons need it to name future times."""
+        cutoff = self.cutoff
+        if isinstance(cutoff, pd.DatetimeIndex) and cutoff.freq is None and self._freq:
+            cutoff = pd.DatetimeIndex(cutoff, freq=self._freq)
+        return cutoff
+
     def _horizons(self, fh, track: Track) -> np.ndarray:
         """Steps ahead of ``track``'s last point for each time of ``fh`` (panels may end at
         different times)."""
-        if not isinstance(self.cutoff, pd.Index) or len(self._tracks) == 1:
-            return fh.to_relative(self.cutoff).to_numpy().astype(int)
+        cutoff = self._named_cutoff()
+        if not isinstance(cutoff, pd.Index) or len(self._tracks) == 1:
+            return fh.to_relative(cutoff).to_numpy().astype(int)
         from sktime.forecasting.base import ForecastingHorizon
 
-        absolute = fh.to_absolute_index(self.cutoff)
+        absolute = fh.to_absolute_index(cutoff)
         end = track.series.index[-1:]
         relative = ForecastingHorizon(absolute, is_relative=False, freq=self._freq)
         return relative.to_relative(end).to_numpy().astype(int)
@@ -504,7 +513,7 @@ class LLMRNNForecaster(BaseForecaster):
 
     def _assemble(self, values: dict, fh) -> pd.Series | pd.DataFrame:
         """Per-series forecasts as sktime expects them: a Series, or a panel DataFrame."""
-        index = fh.to_absolute_index(self.cutoff)
+        index = fh.to_absolute_index(self._named_cutoff())
         if list(values) == [None]:
             return pd.Series(values[None], index=index, name=self._name)
         frames = []
@@ -550,7 +559,7 @@ class LLMRNNForecaster(BaseForecaster):
             quantiles = np.quantile(samples[:, steps - 1], alpha, axis=0).T
             frame = pd.DataFrame(quantiles, columns=columns)
             frames.append((key, frame))
-        index = fh.to_absolute_index(self.cutoff)
+        index = fh.to_absolute_index(self._named_cutoff())
         if [k for k, _ in frames] == [None]:
             return frames[0][1].set_index(index)
         parts = []
