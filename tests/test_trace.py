@@ -13,6 +13,7 @@ from llmrnn.trace import (
     error_correction_rate,
     learning_curve,
     memory_changes,
+    memory_html,
 )
 
 
@@ -82,3 +83,33 @@ def test_memory_changes_shows_each_change_once_and_the_first_rewrite_when_told_t
     assert with_start.startswith("--- initial\n+++ step 0") and "+Rules: a" in with_start
     assert memory_changes(trace.iloc[:2]) == ""  # never changed: nothing to show
     assert memory_changes(trace.iloc[:2], initial="Rules: a") == ""
+
+
+def test_panel_traces_are_read_series_by_series():
+    """A panel's trace (its index levels first) is not one long series: the curve averages
+    step k over the series, and memories are compared within a series only."""
+    trace = pd.DataFrame(
+        {
+            "h0": ["a", "a", "a", "b", "b", "b"],
+            "step": [0, 1, 2, 0, 1, 2],
+            "index": [1, 2, 3, 1, 2, 3],
+            "error": [4.0, 2.0, 0.0, 2.0, 0.0, 1.0],
+            "feedback": ["f"] * 6,
+            "memory": ["Rules: x", "Rules: x", "Rules: y", "Rules: y", "Rules: y", "Rules: y"],
+        }
+    )
+    curve = learning_curve(trace, bins=3)
+    assert list(curve.index) == ["0-0", "1-1", "2-2"]
+    np.testing.assert_allclose(curve.to_numpy(), [3.0, 1.0, 0.5])
+    diff = memory_changes(trace)
+    assert diff.startswith("=== h0=a\n--- step 1\n+++ step 2") and "h0=b" not in diff
+    assert diff.count("---") == 1  # a's last memory and b's first are not a change
+    with_start = memory_changes(trace, initial="Rules: x")
+    assert "=== h0=b\n--- initial\n+++ step 0" in with_start
+    page = memory_html(trace)
+    assert page.count("<th colspan='5'>") == 2 and page.count("<mark>") == 3
+    pytest.importorskip("matplotlib")
+    from llmrnn.plotting import plot_trace
+
+    with pytest.raises(ValueError, match="draws one series; this trace holds 2"):
+        plot_trace(trace)

@@ -46,6 +46,20 @@ def plot_trace(trace: pd.DataFrame, path: str | Path | None = None, title: str =
         raise ImportError(
             "plot_trace needs matplotlib: pip install 'llmrnn[plot]' (or matplotlib)."
         ) from exc
+    from .trace import series_of
+
+    if not isinstance(trace, pd.DataFrame):
+        raise TypeError(
+            f"plot_trace takes a trace DataFrame, got {type(trace).__name__}: pass "
+            "estimator.get_trace()."
+        )
+    parts = series_of(trace)
+    if len(parts) > 1:
+        names = ", ".join(name for name, _ in parts[:3])
+        raise ValueError(
+            f"plot_trace draws one series; this trace holds {len(parts)} ({names}, ...): "
+            "select one first, e.g. trace[trace['<level>'] == '<series>']."
+        )
     steps = trace["step"].to_numpy()
     predicted = trace["prediction"].map(_first).to_numpy()
     actual = trace["truth"].map(_first).to_numpy()

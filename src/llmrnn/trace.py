@@ -22,6 +22,7 @@ __all__ = [
     "write_trace",
     "memory_changes",
     "memory_html",
+    "series_of",
 ]
 
 
@@ -186,6 +187,23 @@ def effect_summary(effect: pd.DataFrame, after: int = 5) -> dict[str, float]:
     }
 
 
+def series_of(trace: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """A trace's series, in order, each with a name ("h0=a, h1=b"; "" for a lone series).
+
+    A panel's or hierarchy's trace starts with its index levels, and a multi-column ``y``'s
+    with ``series``: the columns before ``step`` name the series.
+    """
+    columns = list(trace.columns)
+    keys = columns[: columns.index("step")] if "step" in columns else []
+    if not keys:
+        return [("", trace)]
+    out = []
+    for key, part in trace.groupby(keys, sort=False):
+        values = key if isinstance(key, tuple) else (key,)
+        out.append((", ".join(f"{k}={v}" for k, v in zip(keys, values)), part))
+    return out
+
+
 def learning_curve(trace: pd.DataFrame, bins: int = 4) -> pd.Series:
     """Mean error in ``bins`` consecutive blocks of steps: learning shows as a falling curve.
 
@@ -199,16 +217,17 @@ def learning_curve(trace: pd.DataFrame, bins: int = 4) -> pd.Series:
     Returns
     -------
     pd.Series
-        Indexed by the block's step range ("0-5", "6-11", ...).
+        Indexed by the block's step range ("0-5", "6-11", ...). A panel's trace is averaged
+        over its series step by step (every series' step k falls in the same block).
     """
     rows = trace[np.isfinite(trace["error"].to_numpy(dtype=float))]
-    blocks = np.array_split(np.arange(len(rows)), max(1, min(bins, len(rows))))
+    steps = np.unique(rows["step"].to_numpy())
     values, labels = [], []
-    for block in blocks:
+    for block in np.array_split(steps, max(1, min(bins, len(steps)))):
         if block.size:
-            steps = rows["step"].to_numpy()[block]
-            labels.append(f"{steps[0]}-{steps[-1]}")
-            values.append(float(rows["error"].to_numpy(dtype=float)[block].mean()))
+            labels.append(f"{block[0]}-{block[-1]}")
+            chosen = rows["step"].isin(block).to_numpy()
+            values.append(float(rows["error"].to_numpy(dtype=float)[chosen].mean()))
     return pd.Series(values, index=labels, name="mean error", dtype=float)
 
 
@@ -242,8 +261,20 @@ def memory_changes(trace: pd.DataFrame, initial: str | None = None) -> str:
     -------
     str
         One diff block per step whose memory changed (``--- step k`` / ``+++ step k+1``);
-        an empty string when the memory never changed.
+        an empty string when the memory never changed. A panel's trace gives each series'
+        blocks under a line naming it (``=== h0=a``), the series' memories compared among
+        themselves only.
     """
+    out = []
+    for name, part in series_of(trace):
+        blocks = _changes(part, initial)
+        if blocks:
+            out.append((f"=== {name}\n" if name else "") + "\n\n".join(blocks))
+    return "\n\n".join(out)
+
+
+def _changes(trace: pd.DataFrame, initial: str | None) -> list[str]:
+    """:func:`memory_changes` of one series: its diff blocks."""
     memories = trace["memory"].fillna("").astype(str).tolist()
     names = [f"step {step}" for step in trace["step"].tolist()]
     if initial is not None:
@@ -261,29 +292,32 @@ def memory_changes(trace: pd.DataFrame, initial: str | None = None) -> str:
             lineterm="",
         )
         blocks.append("\n".join(diff))
-    return "\n\n".join(blocks)
+    return blocks
 
 
 def memory_html(trace: pd.DataFrame, path: str | Path | None = None) -> str:
     """An HTML page: one row per step with its error, feedback and the memory after it.
 
-    Lines added to the memory at a step are highlighted. Returns the HTML (and writes it to
-    ``path`` when given).
+    Lines added to the memory at a step are highlighted. A panel's trace gets one section per
+    series, headed by its name. Returns the HTML (and writes it to ``path`` when given).
     """
     rows = []
-    previous: list[str] = []
-    for record in trace.itertuples(index=False):
-        lines = str(record.memory or "").splitlines()
-        shown = "<br>".join(
-            html.escape(line) if line in previous else f"<mark>{html.escape(line)}</mark>"
-            for line in lines
-        )
-        rows.append(
-            f"<tr><td>{record.step}</td><td>{html.escape(str(record.index))}</td>"
-            f"<td>{record.error:.4g}</td><td>{html.escape(str(record.feedback))}</td>"
-            f"<td>{shown}</td></tr>"
-        )
-        previous = lines
+    for name, part in series_of(trace):
+        if name:
+            rows.append(f"<tr><th colspan='5'>{html.escape(name)}</th></tr>")
+        previous: list[str] = []
+        for record in part.itertuples(index=False):
+            lines = str(record.memory or "").splitlines()
+            shown = "<br>".join(
+                html.escape(line) if line in previous else f"<mark>{html.escape(line)}</mark>"
+                for line in lines
+            )
+            rows.append(
+                f"<tr><td>{record.step}</td><td>{html.escape(str(record.index))}</td>"
+                f"<td>{record.error:.4g}</td><td>{html.escape(str(record.feedback))}</td>"
+                f"<td>{shown}</td></tr>"
+            )
+            previous = lines
     page = (
         "<!doctype html><meta charset='utf-8'><title>llmrnn memory</title>"
         "<style>body{font-family:sans-serif}td{vertical-align:top;border-top:1px solid #ccc;"
