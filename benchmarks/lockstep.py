@@ -15,9 +15,10 @@ lockstep batch), in one process one after the other, then updates both with the 
 points; it prints the wall time of each, their ratio, the MAE of each, and how many answers
 differ (llama.cpp's arithmetic depends slightly on how tokens share a batch). ``scaling``
 prints seconds per series-step and tokens per second for several batch sizes. ``proba`` times
-``predict_proba`` over many rows batched against row by row; ``profile`` splits a lockstep
-panel's wall time (cProfile) into llama.cpp's decoding, sampling, tokenizing, the base
-forecaster's refits and the rest (Python); ``donors`` times the search for the lane to copy
+``predict_proba`` over many rows batched against row by row (``--rule``: with a memory that
+holds that Rules line, so a model that writes the rule check writes it); ``profile`` splits a
+lockstep panel's wall time (cProfile) into llama.cpp's decoding, sampling, tokenizing, the
+base forecaster's refits and the rest (Python); ``donors`` times the search for the lane to copy
 a shared prefix from (``_lockstep._Donors``, sorted) against comparing with every lane, with
 no model (900-token prompts sharing their first 150). Figures go to
 ``benchmarks/results/lockstep.md`` (appended, with the command) and the console.
@@ -29,6 +30,7 @@ each rescaled by its own level, so every series of the panel is different.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
@@ -192,17 +194,47 @@ def cmd_scaling(args: argparse.Namespace) -> None:
     write(rows)
 
 
+@contextlib.contextmanager
+def counting(totals: dict):
+    """Sum the prompt tokens evaluated and the tokens generated, by kind of call
+    (``Generate``: the rule check's line; ``Score``: the labels), while the block runs."""
+    import llmrnn.lockstep as ls
+
+    serve = ls._serve
+
+    def counted(backend, calls, keys):
+        results = serve(backend, calls, keys)
+        kind = type(calls[0]).__name__
+        done = [r if kind == "Generate" else r[1] for r in results]
+        evaluated, generated = totals.get(kind, (0, 0))
+        totals[kind] = (
+            evaluated + sum(c.prompt_tokens for c in done),
+            generated + sum(c.generated_tokens for c in done),
+        )
+        return results
+
+    ls._serve = counted
+    try:
+        yield totals
+    finally:
+        ls._serve = serve
+
+
 def cmd_proba(args: argparse.Namespace) -> None:
     quiet()
     from llmrnn import LLMRNNClassifier
     from llmrnn.datasets import updown_task
 
     X, y = updown_task()
-    clf = LLMRNNClassifier(model=args.model, memory_words=40, fit_steps=4)
+    if args.rule:  # a memory that holds this rule, as after a run: no recurrent step in fit
+        clf = LLMRNNClassifier(model=args.model, initial_memory=args.rule, fit_steps=0)
+    else:
+        clf = LLMRNNClassifier(model=args.model, memory_words=40, fit_steps=4)
     clf.fit(X[:6], y[:6])
     rows = pd.concat([X.iloc[12:]] * (1 + args.rows // len(X))).iloc[: args.rows]
     start = time.perf_counter()
-    batched = clf.predict_proba(rows)  # 16 rows side by side per lockstep round
+    with counting({}) as totals:
+        batched = clf.predict_proba(rows)  # 16 rows side by side per lockstep round
     t_batch = time.perf_counter() - start
     start = time.perf_counter()
     # the same prompts, scored one at a time on the main context
@@ -211,15 +243,24 @@ def cmd_proba(args: argparse.Namespace) -> None:
     )
     t_one = time.perf_counter() - start
     diff = float(np.abs(batched - single).max())
+    per_row = "; ".join(
+        f"{kind}: {evaluated / len(rows):.0f} evaluated, {generated / len(rows):.1f} generated"
+        for kind, (evaluated, generated) in totals.items()
+    )
     write(
         [
             f"## predict_proba over {args.rows} rows",
             "",
-            f"Command: `python benchmarks/lockstep.py proba --rows {args.rows}`; machine: "
-            f"{machine()}; model: {model_label(args.model)}.",
+            f"Command: `python benchmarks/lockstep.py proba --rows {args.rows}"
+            f"{f' --model {args.model}' if args.model else ''}"
+            f"{f' --rule {chr(34)}{args.rule}{chr(34)}' if args.rule else ''}`; machine: "
+            f"{machine()}; "
+            f"model: {model_label(args.model)}.",
             "",
             f"Row by row {t_one:.1f} s, batched {t_batch:.1f} s: {t_one / t_batch:.2f}x "
             f"(goal >= 2x); largest probability difference {diff:.2e} (goal <= 1e-3).",
+            "Tokens a row, batched (Generate: the rule check's line; Score: the labels): "
+            f"{per_row}.",
         ]
     )
 
@@ -348,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("proba")
     r.add_argument("--rows", type=int, default=200)
     r.add_argument("--model", default=None)
+    r.add_argument("--rule", default=None, help="score with a memory holding this Rules line")
     d = sub.add_parser("donors")
     d.add_argument("--sizes", default="16,64,256")
     args = parser.parse_args(argv)

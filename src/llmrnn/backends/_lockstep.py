@@ -12,10 +12,12 @@ conversation for the three section rewrites, for example). Each round:
    (the instructions that every row of a ``predict_proba`` shares, for example) gets that
    lane's cells copied (``llama_memory_seq_cp``) instead of evaluating the prefix again, when
    the copy saves at least ``_SHARE_MIN`` tokens;
-2. the last tokens of every prompt are decoded together, one batch;
-3. generation: each decode advances every unfinished call by one token, each call with its own
-   sampler chain (penalties, grammar, greedy or seeded draw: what ``create_completion`` builds),
-   its own stop strings, end-of-generation tokens and ``halt`` check.
+2. generation, each call with its own sampler chain (penalties, grammar, greedy or seeded
+   draw: what ``create_completion`` builds), its own stop strings, end-of-generation tokens
+   and ``halt`` check. In a run that is not exact (a panel's steps) the last tokens of every
+   prompt are decoded together, then each decode advances every unfinished call by one
+   token; an exact run generates call by call, one token per decode, as the main context
+   does (a token decoded beside other lanes' can come out different in its last bits).
 
 The driver calls :func:`begin` at the start of every lockstep run, which empties the lanes, so
 a run's results depend on its own calls only: the same data gives the same text run after run.
@@ -248,6 +250,61 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> str | None:
     return text[: min(found)] if found else None
 
 
+def _generate(
+    llama: Any,
+    lanes: Lanes,
+    lane_of: list[int],
+    prompts: list[list[int]],
+    calls: Sequence[Any],
+    samplers: list[Any],
+    group: list[int],
+    outputs: list[list[int]],
+    texts: list[str],
+    finish: list[str | None],
+) -> None:
+    """Generate the continuations of the calls in ``group`` together, each decode advancing
+    every unfinished one by a token; fill their ``outputs``, ``texts`` and ``finish``."""
+    side = lanes.side
+    rows = dict(
+        zip(group, _last_rows(lanes, [lane_of[i] for i in group], [prompts[i] for i in group]))
+    )
+    for step in range(max(calls[i].max_tokens for i in group)):
+        for i in group:
+            if finish[i] is not None:
+                continue
+            call = calls[i]
+            if step >= call.max_tokens:
+                finish[i] = "length"
+                continue
+            token = samplers[i].sample(rows[i])
+            if side.is_end(token):
+                finish[i] = "stop"
+                continue
+            outputs[i].append(token)
+            text = llama.detokenize(outputs[i]).decode("utf-8", errors="ignore")
+            cut = _cut_at_stop(text, call.stop)
+            if cut is not None:
+                texts[i], finish[i] = cut, "stop"
+                continue
+            texts[i] = text
+            if call.halt is not None and call.halt(text):
+                finish[i] = "halt"
+            elif len(outputs[i]) >= call.max_tokens:
+                finish[i] = "length"
+            elif len(lanes.held[lane_of[i]]) + 1 >= lanes.cells:  # the lane is full
+                finish[i] = "length"
+        active = [i for i in group if finish[i] is None]
+        if not active:
+            break
+        steps = []
+        for i in active:
+            lane = lane_of[i]
+            steps.append((outputs[i][-1], len(lanes.held[lane]), lane))
+            lanes.held[lane].append(outputs[i][-1])
+        for i, row in zip(active, side.advance(steps)):
+            rows[i] = row
+
+
 def complete_batch(
     shared: SharedModel,
     calls: Sequence[Any],
@@ -289,54 +346,26 @@ def complete_batch(
     side = lanes.side
     start = time.perf_counter()
     samplers: list[Any] = []
+    outputs: list[list[int]] = [[] for _ in calls]
+    texts = [""] * n
+    finish: list[str | None] = [None] * n
     try:
         reused = _prefill(lanes, lane_of, prompts, exact)
-        rows = _last_rows(lanes, lane_of, prompts)
         samplers = [
             side.sampler(
                 g, c.temperature, c.seed, repeat_penalty=c.repeat_penalty, grammar_text=c.grammar
             )
             for g, c in zip(grammars, calls)
         ]
-        outputs: list[list[int]] = [[] for _ in calls]
-        texts = [""] * n
-        finish: list[str | None] = [None] * n
-        for step in range(max(c.max_tokens for c in calls)):
-            for i in range(n):
-                if finish[i] is not None:
-                    continue
-                call = calls[i]
-                if step >= call.max_tokens:
-                    finish[i] = "length"
-                    continue
-                token = samplers[i].sample(rows[i])
-                if side.is_end(token):
-                    finish[i] = "stop"
-                    continue
-                outputs[i].append(token)
-                text = llama.detokenize(outputs[i]).decode("utf-8", errors="ignore")
-                cut = _cut_at_stop(text, call.stop)
-                if cut is not None:
-                    texts[i], finish[i] = cut, "stop"
-                    continue
-                texts[i] = text
-                if call.halt is not None and call.halt(text):
-                    finish[i] = "halt"
-                elif len(outputs[i]) >= call.max_tokens:
-                    finish[i] = "length"
-                elif len(lanes.held[lane_of[i]]) + 1 >= lanes.cells:  # the lane is full
-                    finish[i] = "length"
-            active = [i for i in range(n) if finish[i] is None]
-            if not active:
-                break
-            steps = []
-            for i in active:
-                lane = lane_of[i]
-                steps.append((outputs[i][-1], len(lanes.held[lane]), lane))
-                lanes.held[lane].append(outputs[i][-1])
-            placed = side.advance(steps)
-            for i, row in zip(active, placed):
-                rows[i] = row
+        # An exact run generates call by call, one token per decode, as the main context does:
+        # a token decoded beside other lanes' can come out different in the last bits (with
+        # the 1.5B Q4_K_M model, enough to change a word of a rule check, and so the row's
+        # probabilities). A run that is not exact (a panel's steps) advances every call in
+        # one decode.
+        for group in [[i] for i in range(n)] if exact else [list(range(n))]:
+            _generate(
+                llama, lanes, lane_of, prompts, calls, samplers, group, outputs, texts, finish
+            )
     finally:
         for sampler in samplers:
             sampler.close()
@@ -364,8 +393,9 @@ def score_batch(
     """Each prompt's log-probability of each of its options, decoded together.
 
     ``options[i]`` are prompt ``i``'s options, tokenized with their end token; every prompt
-    has the same number of options. Each option costs one decode per token after its first,
-    the same option of every prompt in one batch.
+    has the same number of options. The prompts are evaluated as in an exact run of
+    :func:`complete_batch`; then each option costs one decode of its tokens after the first,
+    lane by lane, as on the main context.
     """
     n = len(prompts)
     longest = max(len(p) + max(map(len, o)) for p, o in zip(prompts, options))
@@ -374,29 +404,28 @@ def score_batch(
     side = lanes.side
     start = time.perf_counter()
     reused = _prefill(lanes, lane_of, prompts)
-    rows = _last_rows(lanes, lane_of, prompts)
-    first = [log_softmax(np.array(side.logits(row))) for row in rows]
+    # Every decode holds one lane's tokens only, in the main context's batches (the last
+    # token alone, then each option's tokens in one decode): a row's scores then are the
+    # main context's to the bit, whatever other rows it is scored beside (decoded beside
+    # other lanes, the 1.5B Q4_K_M model's scores moved by up to 3.7e-3).
+    first = []
+    for lane, tokens in zip(lane_of, prompts):
+        (row,) = _last_rows(lanes, [lane], [tokens])
+        first.append(log_softmax(np.array(side.logits(row))))
     scores = [[f[o[0]] for o in opts] for f, opts in zip(first, options)]
     evaluated = [len(p) - r for p, r in zip(prompts, reused)]
+    width = side.batch_size
     for k in range(len(options[0])):
-        entries, spans = [], []
         for i in range(n):
             option, lane, base = options[i][k], lane_of[i], len(prompts[i])
             side.keep(lane, base)  # the previous option's tokens
-            spans.append((len(entries), option))
-            entries += [(t, base + j, lane, True) for j, t in enumerate(option[:-1])]
-            evaluated[i] += len(option) - 1
-        if not entries:
-            continue
-        got = []
-        width = side.batch_size
-        for at in range(0, len(entries), width):  # rows of one decode only: read as we go
-            chunk = entries[at : at + width]
-            placed = side.decode(chunk)
-            got += [log_softmax(np.array(side.logits(row))) for row in placed]
-        for i, (first_row, option) in enumerate(spans):
-            rows_i = got[first_row : first_row + len(option) - 1]
-            scores[i][k] += float(sum(r[t] for r, t in zip(rows_i, option[1:])))
+            entries = [(t, base + j, lane, True) for j, t in enumerate(option[:-1])]
+            evaluated[i] += len(entries)
+            got = []
+            for at in range(0, len(entries), width):  # rows of one decode only: read as we go
+                placed = side.decode(entries[at : at + width])
+                got += [log_softmax(np.array(side.logits(row))) for row in placed]
+            scores[i][k] += float(sum(r[t] for r, t in zip(got, option[1:])))
     for i in range(n):
         side.keep(lane_of[i], len(prompts[i]))  # the lane holds the prompt again
     seconds = (time.perf_counter() - start) / n
