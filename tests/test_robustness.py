@@ -313,6 +313,8 @@ def test_auto_base_is_theta_with_the_index_season(monkeypatch, airline):
     quarterly = pd.period_range("2000Q1", periods=8, freq="Q")
     assert season_length(quarterly) == 4
     assert season_length(pd.date_range("2000", periods=5, freq="min")) == 1
+    business = [pd.date_range("2000", periods=5, freq=f) for f in ("B", "BMS", "BQS", "BYE")]
+    assert [season_length(i) for i in business] == [5, 12, 4, 1]
     assert isinstance(auto_base_forecaster(airline[:2]), NaiveForecaster)
     short, long = auto_base_forecaster(airline[:23]), auto_base_forecaster(airline[:24])
     assert isinstance(short, ThetaForecaster) and not short.deseasonalize
@@ -358,6 +360,13 @@ def test_a_time_index_without_frequency_is_regularised_and_gaps_are_clear_errors
     assert len(f.get_trace()) == len(trace) + 1
     with pytest.raises(ValueError, match="skips 2 time.*period_range"):
         LLMRNNForecaster(**SMALL).fit(airline[:44].drop(airline.index[[5, 9]]))
+    with pytest.raises(ValueError, match="off its frequency D"):
+        daily = pd.Series(1.0, index=pd.date_range("2020-01-01", periods=9, freq="D"))
+        LLMRNNForecaster(**SMALL).fit(daily[:8]).update(
+            pd.Series([2.0], index=[daily.index[-1] + pd.Timedelta("12h")])
+        )
+    with pytest.raises(ValueError, match="at least 2"):
+        LLMRNNForecaster(**SMALL).fit(as_read[:1])
     irregular = pd.Series(
         np.arange(6.0), index=pd.to_datetime([f"2020-01-{d}" for d in (1, 2, 4, 8, 16, 30)])
     )

@@ -154,16 +154,27 @@ def regular_times(series: pd.Series, freq: Any = None) -> pd.Series:
     index = series.index
     if not isinstance(index, (pd.DatetimeIndex, pd.PeriodIndex)):
         return series
-    found = index.freq or (pd.infer_freq(index) if len(index) >= 3 else None) or freq
+    found = index.freq or freq or (pd.infer_freq(index) if len(index) >= 3 else None)
     if found is None:
+        few = " (fewer than 3 points: set one, e.g. y.index.freq = 'D')" if len(index) < 3 else ""
         raise ValueError(
             f"y's time index ({index[0]} to {index[-1]}) has no frequency and pandas cannot "
-            "infer one: the times must be regular. Resample to a frequency first, e.g. "
+            f"infer one{few}: the times must be regular. Resample to a frequency first, e.g. "
             "y = y.asfreq('D') (then fill the gaps), or pass an integer index."
         )
     maker = pd.period_range if isinstance(index, pd.PeriodIndex) else pd.date_range
     full = maker(index[0], index[-1], freq=found, name=index.name)
-    if len(full) != len(index) or not full.equals(index):
+    if isinstance(full, pd.DatetimeIndex):
+        full = full.as_unit(index.unit)  # the index's resolution, not date_range's own
+    extra = index.difference(full)
+    if len(extra):
+        raise ValueError(
+            f"y has {len(extra)} time(s) off its frequency {full.freqstr} (the first: "
+            f"{extra[0]}): the recurrence steps through time one point at a time on one "
+            "frequency. Resample y to it first (e.g. y.resample(...).mean()), or pass an "
+            "integer index."
+        )
+    if len(full) != len(index):
         missing = full.difference(index)
         first = f" (the first: {missing[0]})" if len(missing) else ""
         raise ValueError(

@@ -39,7 +39,7 @@ def _refuse_trailing_nul(labels, name: str) -> None:
 def _plain_columns(X):
     """``X`` with its categorical columns as plain objects: scikit-learn's validation casts a
     frame holding a pandas extension dtype to one common dtype, which fails for a categorical
-    of strings among numbers (the rows are written as text anyway)."""
+    of strings beside a boolean column (the rows are written as text anyway)."""
     if not isinstance(X, pd.DataFrame):
         return X
     kinds = {c: object for c, d in X.dtypes.items() if isinstance(d, pd.CategoricalDtype)}

@@ -47,6 +47,8 @@ def season_length(index: pd.Index) -> int:
     if not freq:
         return 1
     letters = freq.lstrip("0123456789")
+    if letters.startswith("B") and letters != "B":  # business month, quarter, year, hour
+        letters = "" if letters.startswith("BH") else letters[1:]
     for prefix, sp in _SEASONS.items():
         if letters.startswith(prefix) and (prefix != "M" or not letters.startswith("MIN")):
             return sp
@@ -438,13 +440,12 @@ class LLMRNNForecaster(BaseForecaster):
         hint = getattr(self.cutoff, "freq", None)  # sktime's, inferred from the whole index
         for key, (series, exog) in parts.items():
             self._check_values(series)
-            series = regular_times(series, hint)
-            parts[key] = (series, exog)
             if len(series) < 2:
                 raise ValueError(
                     f"y has {len(series)} value(s) in a series: LLMRNNForecaster needs at least "
                     "2 to show the model a past value and score a prediction."
                 )
+            parts[key] = (regular_times(series, hint), exog)
         first = next(iter(parts.values()))[0]
         self._freq = getattr(first.index, "freq", None)
         self._levels = list(y.index.names[:-1]) if isinstance(y.index, pd.MultiIndex) else []
@@ -472,8 +473,9 @@ class LLMRNNForecaster(BaseForecaster):
         return self
 
     def _named_cutoff(self) -> Any:
-        """sktime's cutoff, with the series' frequency where sktime has none (a panel whose
-        series end at different times): sktime's horizons need it to name future times."""
+        """sktime's cutoff, with the series' frequency where sktime has none (sktime takes it
+        from a panel's time index as it comes, which often has none: a panel read from a CSV,
+        some panels whose series start at different times); its horizons need it."""
         cutoff = self.cutoff
         if isinstance(cutoff, pd.DatetimeIndex) and cutoff.freq is None and self._freq:
             cutoff = pd.DatetimeIndex(cutoff, freq=self._freq)

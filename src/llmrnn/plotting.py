@@ -55,9 +55,9 @@ def plot_trace(trace: pd.DataFrame, path: str | Path | None = None, title: str =
         )
     parts = series_of(trace)
     if len(parts) > 1:
-        names = ", ".join(name for name, _ in parts[:3])
+        names = ", ".join(name for name, _ in parts[:3]) + (", ..." if len(parts) > 3 else "")
         raise ValueError(
-            f"plot_trace draws one series; this trace holds {len(parts)} ({names}, ...): "
+            f"plot_trace draws one series; this trace holds {len(parts)} ({names}): "
             "select one first, e.g. trace[trace['<level>'] == '<series>']."
         )
     steps = trace["step"].to_numpy()

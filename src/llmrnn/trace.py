@@ -198,7 +198,7 @@ def series_of(trace: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     if not keys:
         return [("", trace)]
     out = []
-    for key, part in trace.groupby(keys, sort=False):
+    for key, part in trace.groupby(keys, sort=False, dropna=False):
         values = key if isinstance(key, tuple) else (key,)
         out.append((", ".join(f"{k}={v}" for k, v in zip(keys, values)), part))
     return out
