@@ -330,6 +330,11 @@ def test_auto_base_is_theta_with_the_index_season(monkeypatch, airline):
     assert not [w for w in caught if "remember_data" in str(w.message)]
     expected = ThetaForecaster(sp=12, deseasonalize=True).fit(y).predict(fh=[1])
     np.testing.assert_allclose(f.predict(fh=[1]).to_numpy(), expected.to_numpy())
+    with warnings.catch_warnings(record=True) as caught:  # a constant series: a perfect fit
+        warnings.simplefilter("always")
+        flat = LLMRNNForecaster(**{**SMALL, "base_forecaster": "auto"}).fit(y * 0.0)
+        assert flat.predict(fh=[1]).iloc[0] == pytest.approx(0.0)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
 def test_a_time_index_without_frequency_is_regularised_and_gaps_are_clear_errors(

@@ -123,6 +123,12 @@ class Observer:
             # clone, and those Theta builds inside fit): about sktime, nothing for the user to do
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The default of config ``remember")
+                if isinstance(self.base_forecaster, str):  # the base we chose, not the user
+                    # statsmodels' information criteria of a perfect fit (a constant series):
+                    # log(0), in numbers Theta does not use
+                    warnings.filterwarnings(
+                        "ignore", "divide by zero encountered in log", RuntimeWarning
+                    )
                 base = chosen.clone().fit(history, fh=list(range(1, horizon + 1)), **exog)
                 if exog:
                     exog = {"X": X.reindex(future)}
