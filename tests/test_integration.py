@@ -174,3 +174,4 @@ def test_notebook_runs(tmp_path):
         output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
     )
     assert "--- initial" in printed  # the memory diff cell ran and the first rewrite changed it
+    assert "too narrow to trust" not in printed  # enough fit steps for its interval

@@ -283,6 +283,22 @@ def test_in_sample_or_zero_horizon_and_stale_update_are_clear_errors(y20):
         f.update(y20[:5])
 
 
+def test_intervals_from_a_short_record_warn_that_they_are_too_narrow(monkeypatch, y20):
+    """Intervals widen the samples by the record's one-step errors: from one error (fit_steps=1,
+    the model not trusted yet) the 90% interval has zero width, which must not pass silently."""
+    _script(monkeypatch, ScriptedBackend([]))
+    short = LLMRNNForecaster(**SMALL).fit(y20, fh=[1])
+    with pytest.warns(UserWarning, match="rest on 1 past one-step error.*too narrow to trust"):
+        interval = short.predict_interval(coverage=0.9)
+    lower, upper = interval.to_numpy()[0]
+    assert upper - lower == pytest.approx(0.0)  # what the warning is about
+    full = LLMRNNForecaster(**{**SMALL, "fit_steps": None}).fit(y20, fh=[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # 19 errors: no warning
+        lower, upper = full.predict_interval(coverage=0.9).to_numpy()[0]
+    assert upper > lower
+
+
 # -- base forecaster ----------------------------------------------------------------------
 
 

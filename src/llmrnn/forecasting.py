@@ -26,6 +26,10 @@ __all__ = ["LLMRNNForecaster", "auto_base_forecaster", "season_length", "theta_f
 
 logger = logging.getLogger("llmrnn")
 
+#: Fewest past one-step errors behind intervals and quantiles without a warning that they are
+#: too narrow to trust (the quantiles of so few errors are their extremes, or one value).
+INTERVAL_ERRORS = 10
+
 #: Season length by the leading letters of a pandas frequency (what ``season_length`` reads).
 _SEASONS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24}
 
@@ -548,19 +552,30 @@ class LLMRNNForecaster(BaseForecaster):
 
     def _predict_quantiles(self, fh, X: pd.DataFrame | None, alpha: list[float]) -> pd.DataFrame:
         columns = pd.MultiIndex.from_product([self._get_varnames(), alpha])
-        frames = []
+        frames, fewest = [], None
         for key, track, steps, horizon, observation in self._ahead(fh, X, "predict_quantiles"):
             samples = self._loop(track).sample(track.state, observation, horizon, self.n_samples)
             # The model's sampled answers, each plus every past one-step error of the forecast
             # (widened by sqrt(h) at h steps ahead): a guard that trusts the model little gives
             # samples close to the base forecast, and the record says how far off that was.
             errors = track.task.residuals(track.state.record)
+            fewest = errors.size if fewest is None else min(fewest, errors.size)
             if errors.size:
                 widen = np.sqrt(np.arange(1, horizon + 1))
                 samples = (samples[:, None, :] + errors[None, :, None] * widen).reshape(-1, horizon)
             quantiles = np.quantile(samples[:, steps - 1], alpha, axis=0).T
             frame = pd.DataFrame(quantiles, columns=columns)
             frames.append((key, frame))
+        if fewest is not None and fewest < INTERVAL_ERRORS:
+            warnings.warn(
+                f"The intervals rest on {fewest} past one-step error(s) of the forecast (one per "
+                f"recurrent step; fit_steps={self.fit_steps}): with fewer than "
+                f"{INTERVAL_ERRORS} they are too narrow to trust (of zero width when the guard "
+                "does not trust the model yet). Fit with more fit_steps (None: every training "
+                "point) or update with more points first.",
+                UserWarning,
+                stacklevel=3,
+            )
         index = fh.to_absolute_index(self._named_cutoff())
         if [k for k, _ in frames] == [None]:
             return frames[0][1].set_index(index)
