@@ -163,7 +163,8 @@ class LLMRNNForecaster(BaseForecaster):
         Seeded samples of the model's answer behind ``predict_interval`` and
         ``predict_quantiles``; each is combined with every past one-step error of the forecast
         (its record, widened by sqrt(h) at h steps ahead), so intervals reflect how far off the
-        forecasts have been, not only how much the model's answers vary.
+        forecasts have been, not only how much the model's answers vary. With fewer than 10
+        steps in the record (``INTERVAL_ERRORS``) they warn that they are too narrow to trust.
     answer : {"change", "value"}, default="change"
         What the model writes: the changes from the last value (a neutral answer repeats the
         last value), or the values themselves. With a ``base_forecaster``, "change" is the
@@ -570,9 +571,9 @@ class LLMRNNForecaster(BaseForecaster):
             warnings.warn(
                 f"The intervals rest on {fewest} past one-step error(s) of the forecast (one per "
                 f"recurrent step; fit_steps={self.fit_steps}): with fewer than "
-                f"{INTERVAL_ERRORS} they are too narrow to trust (of zero width when the guard "
-                "does not trust the model yet). Fit with more fit_steps (None: every training "
-                "point) or update with more points first.",
+                f"{INTERVAL_ERRORS} they are too narrow to trust (from one, of zero width while "
+                "the guard does not trust the model). Fit with more fit_steps (None: every "
+                "training point) or update with more points first.",
                 UserWarning,
                 stacklevel=3,
             )
