@@ -108,8 +108,7 @@ def test_panel_traces_are_read_series_by_series():
     assert "=== h0=b\n--- initial\n+++ step 0" in with_start
     page = memory_html(trace)
     assert page.count("<th colspan='5'>") == 2 and page.count("<mark>") == 3
-    pytest.importorskip("matplotlib")
-    from llmrnn.plotting import plot_trace
+    from llmrnn.plotting import plot_trace  # matplotlib is in the dev extra: no skip
 
     with pytest.raises(ValueError, match="draws one series; this trace holds 2"):
         plot_trace(trace)
