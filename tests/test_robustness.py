@@ -393,6 +393,27 @@ def test_a_time_index_without_frequency_is_regularised_and_gaps_are_clear_errors
         LLMRNNForecaster(**SMALL).fit(irregular)
 
 
+def test_an_integer_index_must_count_up_by_one():
+    """sktime reads an integer horizon h as the time cutoff + h and the recurrence steps one
+    point at a time: an integer index that skips values or counts in steps is refused with
+    advice (before: Theta's "could not forecast" with advice about fit_steps), in fit and in
+    update, and a refused update leaves the estimator as it was."""
+    values = np.linspace(10.0, 30.0, 24)
+    years = pd.Series(values, index=pd.Index(range(1950, 1974)))
+    with pytest.raises(ValueError, match=r"skips 1 value\(s\) \(the first: 1960\)"):
+        LLMRNNForecaster(**SMALL).fit(years.drop(1960))
+    with pytest.raises(ValueError, match="steps of 2.*reset_index"):
+        LLMRNNForecaster(**SMALL).fit(pd.Series(values, index=pd.Index(range(1950, 1998, 2))))
+    f = LLMRNNForecaster(**SMALL).fit(years[:20])
+    memory, trace = f.memory_, f.get_trace()
+    with pytest.raises(ValueError, match=r"skips 1 value\(s\) \(the first: 1970\)"):
+        f.update(years[21:23])
+    assert f.cutoff[0] == 1969 and f.memory_ == memory
+    pd.testing.assert_frame_equal(f.get_trace(), trace)
+    f.update(years[20:22])
+    assert len(f.get_trace()) == len(trace) + 2
+
+
 @pytest.mark.parametrize(
     ("base", "match"),
     [

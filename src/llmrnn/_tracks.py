@@ -155,9 +155,13 @@ def regular_times(series: pd.Series, freq: Any = None) -> pd.Series:
     season length read the index's frequency: a DatetimeIndex without one (what
     ``pd.read_csv(..., parse_dates=...)`` gives) gets the frequency pandas infers, or
     ``freq`` (the fitted series' frequency, for a few new points); a time index that skips
-    times raises a ValueError that says what to do. Other indexes are returned as they are.
+    times raises a ValueError that says what to do, and so does an integer index that does not
+    count up by one. Other indexes are returned as they are.
     """
     index = series.index
+    if pd.api.types.is_integer_dtype(index.dtype) and not isinstance(index, pd.MultiIndex):
+        _check_consecutive(index)
+        return series
     if not isinstance(index, (pd.DatetimeIndex, pd.PeriodIndex)):
         return series
     found = index.freq or freq or (pd.infer_freq(index) if len(index) >= 3 else None)
@@ -194,6 +198,38 @@ def regular_times(series: pd.Series, freq: Any = None) -> pd.Series:
         series = series.copy()
         series.index = full
     return series
+
+
+def _check_consecutive(index: pd.Index) -> None:
+    """Raise a ValueError unless an integer time index counts up by one, skipping nothing.
+
+    sktime reads an integer horizon ``h`` as the time ``cutoff + h``, and the recurrence steps
+    one point at a time, so an integer index must be consecutive.
+    """
+    steps = np.diff(np.asarray(index, dtype=np.int64))
+    if len(steps) == 0 or (steps == 1).all():
+        return
+    if (steps == steps[0]).all() and steps[0] > 1:
+        raise ValueError(
+            f"y's integer index counts in steps of {steps[0]} ({index[0]}, {index[1]}, ...): "
+            "sktime reads an integer horizon h as the time cutoff + h, so the forecasts would "
+            "fall between your times. Pass consecutive integers (y.reset_index(drop=True)) or "
+            f"a PeriodIndex with that step (e.g. pd.period_range('{index[0]}', "
+            f"periods=len(y), freq='{steps[0]}Y') for years)."
+        )
+    at = int(np.flatnonzero(steps != 1)[0])
+    if steps[at] > 1:
+        raise ValueError(
+            f"y's integer index skips {int((steps[steps > 1] - 1).sum())} value(s) (the "
+            f"first: {index[at] + 1}); the recurrence steps through time one point at a time. "
+            "Fill the missing times first, e.g. y = y.reindex(range(y.index[0], "
+            "y.index[-1] + 1)).interpolate(), and pass the filled series (to update: every "
+            "point after the cutoff, none skipped)."
+        )
+    raise ValueError(
+        f"y's integer index is not increasing at {index[at + 1]} (after {index[at]}): pass "
+        "the series in time order, one value per time."
+    )
 
 
 def split_panel(
