@@ -145,6 +145,17 @@ def test_text_column_and_numpy_input():
     assert clf.predict_proba(mixed).shape == (2, 2)
     clf.partial_fit(mixed, ["hot", "cold"])
     assert len(clf.get_trace()) == 4
+    # a plain list of texts, as a text classifier is given, is one column named "text"
+    texts = ["fever and cough", "broken arm after a fall"]
+    clf = LLMRNNClassifier(strategy="zero_shot").fit(texts, ["flu", "fracture"])
+    assert clf.get_trace()["observation"].iloc[0] == "text=fever and cough"
+    proba = clf.predict_proba(pd.Series(texts))
+    np.testing.assert_array_equal(proba, clf.predict_proba(pd.DataFrame({"text": texts})))
+    np.testing.assert_allclose(clf.predict_log_proba(texts), np.log(proba))
+    clf.partial_fit(("a cough",), ["flu"])
+    assert len(clf.get_trace()) == 3
+    with pytest.raises(ValueError, match="2D array"):  # numbers in one dimension stay an error
+        LLMRNNClassifier().fit([1.0, 2.0], ["a", "b"])
 
 
 def test_label_descriptions_reach_the_task_text():

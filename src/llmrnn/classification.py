@@ -37,13 +37,31 @@ def _refuse_trailing_nul(labels, name: str) -> None:
 
 
 def _plain_columns(X):
-    """``X`` with its categorical columns as plain objects: scikit-learn's validation casts a
-    frame holding a pandas extension dtype to one common dtype, which fails for a categorical
-    of strings beside a boolean column (the rows are written as text anyway)."""
+    """``X`` as scikit-learn's validation should see it.
+
+    A one-dimensional sequence of strings (a list of texts, a Series of them) becomes one
+    column named ``text``: what a text classifier is given (scikit-learn's own 1-D rule, a
+    ValueError, still holds for numbers). Categorical columns become plain objects:
+    scikit-learn's validation casts a frame holding a pandas extension dtype to one common
+    dtype, which fails for a categorical of strings beside a boolean column (the rows are
+    written as text anyway).
+    """
+    if _is_texts(X):
+        return pd.DataFrame({"text": [str(v) for v in X]})
     if not isinstance(X, pd.DataFrame):
         return X
     kinds = {c: object for c, d in X.dtypes.items() if isinstance(d, pd.CategoricalDtype)}
     return X.astype(kinds) if kinds else X
+
+
+def _is_texts(X) -> bool:
+    """Whether ``X`` is a non-empty one-dimensional sequence of strings."""
+    if isinstance(X, (str, bytes, pd.DataFrame)) or not isinstance(
+        X, (list, tuple, np.ndarray, pd.Series)
+    ):
+        return False
+    values = np.asarray(X, dtype=object) if not isinstance(X, pd.Series) else X.to_numpy(object)
+    return values.ndim == 1 and len(values) > 0 and all(isinstance(v, str) for v in values)
 
 
 logger = logging.getLogger("llmrnn")
@@ -269,7 +287,8 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
-            One row per step; numbers or text.
+            One row per step; numbers or text. A one-dimensional sequence of strings is one
+            column named ``text``.
         y : array-like of shape (n_samples,)
             The labels.
 
@@ -362,6 +381,22 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = self._validate(X, reset=False)
         return self._loop().probabilities(self._loop_state, list(X))
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Natural logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each row (the argmax of ``predict_proba``).
