@@ -206,7 +206,8 @@ def cmd_classify(args: argparse.Namespace) -> None:
     quiet()
     for name in args.tasks.split(","):
         for strategy in args.strategies.split(","):
-            path = RUNS / args.model / f"updown-{name}__{strategy}.json"
+            tag = f"__{args.tag}" if args.tag else ""
+            path = RUNS / args.model / f"updown-{name}__{strategy}{tag}.json"
             if path.exists() and not args.force:
                 continue
             result = classify_one(args.model, name, strategy, args.rows, args.fit_steps)
@@ -669,6 +670,8 @@ EARLIER_LABELS = {
     "tenth session)",
     "build12": "the shipped code run again on the twelfth session's freshly built llama.cpp "
     "(build-to-build noise)",
+    "rows48": "the shipped code over the last 48 rows instead of 24 (more evidence per task; "
+    "chose nothing)",
 }
 
 
@@ -729,11 +732,16 @@ def classification_section() -> list[str]:
                 )
         lines.append("")
     for run in earlier:
+        changed = (
+            f"; the memory changed {run['effect']['changed']:.0%} of the answers"
+            if isinstance(run.get("effect"), dict)
+            else ""
+        )
         lines.append(
             f"- Also run (`{run['tag']}`: {EARLIER_LABELS.get(run['tag'], run['tag'])}), "
             f"{LABELS.get(run['model'], run['model'])}, {run['task']}, {run['strategy']}: "
-            f"Acc@1 {run['accuracy']:.3f}; the memory changed "
-            f"{run['effect']['changed']:.0%} of the answers."
+            f"Acc@1 {run['accuracy']:.3f} over {run['rows']} rows (majority label "
+            f"{run['majority_online']:.3f}){changed}."
         )
     if earlier:
         lines.append("")
@@ -1055,6 +1063,7 @@ def main(argv: list[str] | None = None) -> None:
     cls.add_argument("--rows", type=int, default=CLASS_ROWS)
     cls.add_argument("--fit-steps", type=int, default=FIT_STEPS)
     cls.add_argument("--force", action="store_true")
+    cls.add_argument("--tag", default="", help="kept apart from the report's table, e.g. rows48")
     ctx = sub.add_parser("context", help="exogenous X on US consumption (issue 16)")
     ctx.add_argument("--model", default="qwen-1.5b")
     ctx.add_argument("--origins", type=int, default=ORIGINS)

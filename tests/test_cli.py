@@ -9,7 +9,7 @@ import warnings
 import pandas as pd
 import pytest
 
-from llmrnn.cli import _print_demo, main, run_demo
+from llmrnn.cli import _print_demo, load_series, main, run_demo
 from llmrnn.models import CATALOGUE
 
 from ._hfcache import TINY_FILES, TINY_REPO, add_repo, use_cache
@@ -117,6 +117,21 @@ def test_backtest_csv_file_with_horizon(tmp_path, capsys, airline):
     assert main([*args, "--strategy", "zero_shot", "--base", "none", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "MASE" in printed and "no base" not in printed and "alone" not in printed
+
+
+def test_a_csv_whose_dates_skip_a_month_is_stepped_by_position_with_a_warning(tmp_path, airline):
+    """pandas infers no frequency when a date is missing: the rows are stepped in order, and
+    the user is told the season is lost and how to keep it (before: silently)."""
+    frame = pd.DataFrame({"month": airline.index.to_timestamp(), "sales": airline.to_numpy()})
+    frame.drop(index=10).to_csv(tmp_path / "gap.csv", index=False)
+    frame.to_csv(tmp_path / "whole.csv", index=False)
+    with pytest.warns(UserWarning, match="not regular.*no season.*Fill the missing dates"):
+        y, _, _ = load_series(str(tmp_path / "gap.csv"))
+    assert isinstance(y.index, pd.RangeIndex) and len(y) == len(airline) - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y, _, _ = load_series(str(tmp_path / "whole.csv"))
+    assert y.index.freqstr == "MS"
 
 
 def test_backtest_argument_errors_give_usage_not_tracebacks(tmp_path, capsys):

@@ -73,9 +73,17 @@ def load_series(source: str) -> tuple[pd.Series, str, int]:
         try:
             y.index = pd.DatetimeIndex(pd.to_datetime(frame.iloc[:, 0]))
             y.index.freq = pd.infer_freq(y.index)
-            if y.index.freq is None:
-                y = y.reset_index(drop=True)
         except (ValueError, TypeError):
+            y = y.reset_index(drop=True)
+        if isinstance(y.index, pd.DatetimeIndex) and y.index.freq is None:
+            warnings.warn(
+                f"The dates in {path.name} are not regular (pandas infers no frequency: a "
+                "missing date, or irregular times): its rows are stepped in order as positions "
+                "0, 1, ..., and the automatic base has no season. Fill the missing dates first "
+                "to keep them (y.asfreq(...).interpolate()).",
+                UserWarning,
+                stacklevel=2,
+            )
             y = y.reset_index(drop=True)
     return y.rename(str(numeric.columns[-1])), f"{path.name}: {numeric.columns[-1]}", 1
 
