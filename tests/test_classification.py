@@ -145,6 +145,17 @@ def test_text_column_and_numpy_input():
     assert clf.predict_proba(mixed).shape == (2, 2)
     clf.partial_fit(mixed, ["hot", "cold"])
     assert len(clf.get_trace()) == 4
+    # dates beside numbers, and a nullable boolean (cast to one dtype: an error, and 0 / 1)
+    dated = pd.DataFrame(
+        {
+            "day": pd.to_datetime(["2024-03-01", "2024-03-02"]),
+            "rain": pd.array([True, False], dtype="boolean"),
+            "mm": [3, 0],
+        }
+    )
+    clf = LLMRNNClassifier(strategy="zero_shot").fit(dated, ["wet", "dry"])
+    assert clf.get_trace()["observation"].iloc[1] == "day=2024-03-02 00:00:00; rain=False; mm=0"
+    assert clf.predict(dated).shape == (2,)
     # a plain list of texts, as a text classifier is given, is one column named "text"
     texts = ["fever and cough", "broken arm after a fall"]
     clf = LLMRNNClassifier(strategy="zero_shot").fit(texts, ["flu", "fracture"])

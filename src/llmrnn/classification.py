@@ -41,17 +41,24 @@ def _plain_columns(X):
 
     A one-dimensional sequence of strings (a list of texts, a Series of them) becomes one
     column named ``text``: what a text classifier is given (scikit-learn's own 1-D rule, a
-    ValueError, still holds for numbers). Categorical columns become plain objects:
-    scikit-learn's validation casts a frame holding a pandas extension dtype to one common
-    dtype, which fails for a categorical of strings beside a boolean column (the rows are
-    written as text anyway).
+    ValueError, still holds for numbers). Columns of pandas extension dtypes (categorical,
+    nullable boolean or integer, string) and of dates or durations become plain objects, their
+    missing values NaN: scikit-learn's validation casts such a frame to one common dtype,
+    which fails for a categorical of strings beside a boolean column or for dates beside
+    numbers, and writes a nullable boolean as 0 or 1 (the rows are written as text anyway).
     """
     if _is_texts(X):
         return pd.DataFrame({"text": [str(v) for v in X]})
     if not isinstance(X, pd.DataFrame):
         return X
-    kinds = {c: object for c, d in X.dtypes.items() if isinstance(d, pd.CategoricalDtype)}
-    return X.astype(kinds) if kinds else X
+    plain = [i for i, d in enumerate(X.dtypes) if not isinstance(d, np.dtype) or d.kind in "mM"]
+    if not plain:
+        return X
+    X = X.copy()
+    for i in plain:
+        values = X.iloc[:, i]
+        X.isetitem(i, values.astype(object).where(values.notna(), np.nan))
+    return X
 
 
 def _is_texts(X) -> bool:
