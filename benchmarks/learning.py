@@ -675,6 +675,9 @@ EARLIER_LABELS = {
     "(build-to-build noise)",
     "rows48": "the shipped code over the last 48 rows instead of 24 (more evidence per task; "
     "chose nothing)",
+    "misread": "the facts also named the rows where the answer contradicted the Rules line "
+    "held then, e.g. 'you misapplied your Rules at: month 8 (your Rules say down, you answered "
+    "up)' (sixteenth session, not shipped)",
 }
 
 
