@@ -185,6 +185,17 @@ def test_labels_ending_in_nul_are_refused():
         LLMRNNClassifier().partial_fit(X, pd.Series(["0", "0"]), classes=["0", "1\x00"])
 
 
+def test_missing_values_are_refused_with_advice():
+    """scikit-learn's "Input contains NaN" for an object column says not what to do."""
+    notes = pd.DataFrame({"note": ["fever", None, "cough"], "temp": [38.5, 37.0, np.nan]})
+    with pytest.raises(ValueError, match="(?s)contains NaN.*does not read missing values"):
+        LLMRNNClassifier().fit(notes, ["flu", "cold", "flu"])
+    with pytest.raises(ValueError, match="does not read missing values"):
+        LLMRNNClassifier().fit(np.array([[1.0], [np.nan]]), ["a", "b"])
+    with pytest.raises(ValueError, match="(?s)does not read missing values.*label is missing"):
+        LLMRNNClassifier().fit(np.array([[1.0], [2.0]]), np.array([1.0, np.nan]))
+
+
 LABELS = ("down", "up")
 
 

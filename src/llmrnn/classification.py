@@ -61,6 +61,24 @@ def _plain_columns(X):
     return X
 
 
+def _validated(estimator, X, y, *, reset: bool):
+    """scikit-learn's validation of ``X`` (and ``y``, if given), its NaN error with advice."""
+    try:
+        if y is None:
+            return validate_data(
+                estimator, _plain_columns(X), reset=reset, dtype=None, ensure_min_samples=1
+            )
+        return validate_data(estimator, _plain_columns(X), y, reset=reset, dtype=None)
+    except ValueError as error:
+        if "NaN" not in str(error):
+            raise
+        raise ValueError(
+            f"{error}\nLLMRNNClassifier writes each row as text but does not read missing "
+            "values: fill them first (e.g. X.fillna('missing') for text columns, a SimpleImputer "
+            "in a Pipeline for numbers) and drop the rows whose label is missing."
+        ) from error
+
+
 def _is_texts(X) -> bool:
     """Whether ``X`` is a non-empty one-dimensional sequence of strings."""
     if isinstance(X, (str, bytes, pd.DataFrame)) or not isinstance(
@@ -212,7 +230,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
 
     # -- helpers ---------------------------------------------------------------------------
     def _validate(self, X, reset: bool) -> np.ndarray:
-        return validate_data(self, _plain_columns(X), reset=reset, dtype=None, ensure_min_samples=1)
+        return _validated(self, X, None, reset=reset)
 
     def _feature_names(self) -> list[str]:
         names = getattr(self, "feature_names_in_", None)
@@ -308,7 +326,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         All or nothing: if anything fails, the estimator is left exactly as before the call.
         """
         _refuse_trailing_nul(y, "y")
-        X, y = validate_data(self, _plain_columns(X), y, reset=True, dtype=None)
+        X, y = _validated(self, X, y, reset=True)
         check_classification_targets(y)
         self._start(unique_labels(y), y)
         start = 0 if self.fit_steps is None else max(0, len(X) - self.fit_steps)
@@ -341,7 +359,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         _refuse_trailing_nul(y, "y")
         _refuse_trailing_nul(classes, "classes")
         if y is not None:
-            X, y = validate_data(self, _plain_columns(X), y, reset=first, dtype=None)
+            X, y = _validated(self, X, y, reset=first)
             check_classification_targets(y)
         else:
             X = self._validate(X, reset=first)
