@@ -61,10 +61,14 @@ def _plain_columns(X):
     return X
 
 
-def _validated(estimator, X, y, *, reset: bool):
+#: ``_validated``'s ``y`` when only ``X`` is validated (None is a missing ``y``: an error).
+_NO_Y = object()
+
+
+def _validated(estimator, X, y=_NO_Y, *, reset: bool):
     """scikit-learn's validation of ``X`` (and ``y``, if given), its NaN error with advice."""
     try:
-        if y is None:
+        if y is _NO_Y:
             return validate_data(
                 estimator, _plain_columns(X), reset=reset, dtype=None, ensure_min_samples=1
             )
@@ -230,7 +234,7 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
 
     # -- helpers ---------------------------------------------------------------------------
     def _validate(self, X, reset: bool) -> np.ndarray:
-        return _validated(self, X, None, reset=reset)
+        return _validated(self, X, reset=reset)
 
     def _feature_names(self) -> list[str]:
         names = getattr(self, "feature_names_in_", None)
