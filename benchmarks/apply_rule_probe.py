@@ -20,6 +20,9 @@ Ways to answer (``--ways``):
   its condition (:func:`as_table`).
 - ``check_or`` / ``check_oneof``: the shipped check, with a rule's list of values written
   "1, 8, 9 or 10" / "one of 1, 8, 9, 10" (:func:`as_list`; splits unchanged).
+- ``check_code``: the shipped check, with the rule written as the Python expression a coder
+  model reads every day ("down if month in (1, 3, 8, 9, 10) else up"; "down if change_1 > 0
+  else up"; :func:`as_code`), a wording tried against the shipped one.
 - ``check_quote``: the check line is preceded by the Rules line quoted in the answer ("My
   Rules: Answer down when ..."), so the rule stands right before the model reads the row.
 - ``check_value``: as ``check_quote``, and the check line starts with the row's value of the
@@ -116,6 +119,25 @@ def as_list(rule: dict, how: str) -> str:
     return "; ".join(parts) + f"; otherwise {rule['otherwise']}"
 
 
+def as_code(rule: dict) -> str:
+    """The rule as a Python conditional expression ("down if month in (1, 3, 8, 9, 10) else
+    up"; "down if change_1 > 0 else up"), a wording tried against the shipped one (``--ways
+    check,check_code``).
+
+    Why: the models benchmarked are Qwen2.5-*Coder*; a membership test written as code might be
+    read as code is, where the shipped sentence had months 9 and 10 read as outside "1, 3, 8, 9,
+    10".
+    """
+    name = rule["feature"]
+    if "cut" in rule:
+        return f"{rule['above']} if {name} > {rule['cut']:g} else {rule['otherwise']}"
+    groups: dict[str, list[str]] = {}
+    for value, label in rule["values"].items():
+        groups.setdefault(label, []).append(value)
+    parts = [f"{label} if {name} in ({', '.join(v)}) else" for label, v in groups.items()]
+    return " ".join(parts) + f" {rule['otherwise']}"
+
+
 def memory_with(rule: dict | None, majority: str, wording: str = "shipped") -> str:
     """A memory whose Rules line holds the rule the facts would suggest, as the model copies it."""
     from llmrnn import prompts
@@ -125,6 +147,8 @@ def memory_with(rule: dict | None, majority: str, wording: str = "shipped") -> s
         said = both_branches(rule)
     if rule and wording == "table":
         said = as_table(rule)
+    if rule and wording == "code":
+        said = as_code(rule)
     if rule and wording in ("or", "oneof"):
         said = as_list(rule, wording)
     return f"{EMPTY}\nRules: {prompts.LABEL_WORDS['rule']} {said}."
