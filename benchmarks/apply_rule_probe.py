@@ -179,7 +179,7 @@ def answer(loop, state, row, way: str, rule: dict | None = None) -> tuple[np.nda
     if way in ("check_quote", "check_value"):
         prompt, note = quoted_check(loop, state, row, prompt, rule, way)
     elif way == "check":
-        gen = loop._check_gen(prompt, 0, state.memory)
+        gen = loop._check_gen(prompt, row, 0, state.memory)
         prompt, check, _ = lockstep.run(loop.backend, [gen])[0][0]
         note = check.text if check is not None else ""  # no check while Rules is "none yet."
     else:

@@ -157,6 +157,8 @@ def run_one(model: str, name: str, strategy: str, origins: int, fit_steps: int, 
 #: up/down tasks: name -> series (dev: airline, the earlier benchmark's; held-out: elnino;
 #: unemp: only in apply_rule_probe's check of the rule check, which chose nothing)
 UPDOWN = {"airline": "airline", "elnino": "elnino", "unemp": "unemp"}
+#: Up/down tasks run only to confirm a change (``classify --tasks``): they chose nothing.
+UPDOWN_CONFIRM = ("m1", "tbilrate")
 
 
 def classify_one(model: str, name: str, strategy: str, rows: int, fit_steps: int) -> dict:
@@ -165,7 +167,7 @@ def classify_one(model: str, name: str, strategy: str, rows: int, fit_steps: int
     from llmrnn.datasets import updown_task
     from llmrnn.trace import effect_summary
 
-    y, description, _ = benchmark_series.load(UPDOWN[name])
+    y, description, _ = benchmark_series.load(UPDOWN.get(name, name))
     X, labels = updown_task(y)
     start_row = len(X) - rows - fit_steps
     clf = LLMRNNClassifier(
@@ -673,11 +675,16 @@ EARLIER_LABELS = {
     "tenth session)",
     "build12": "the shipped code run again on the twelfth session's freshly built llama.cpp "
     "(build-to-build noise)",
-    "rows48": "the shipped code over the last 48 rows instead of 24 (more evidence per task; "
-    "chose nothing)",
+    "rows48": "the sixteenth session's code over the last 48 rows instead of 24 (more "
+    "evidence per task; chose nothing)",
     "misread": "the facts also named the rows where the answer contradicted the Rules line "
     "held then, e.g. 'you misapplied your Rules at: month 8 (your Rules say down, you answered "
     "up)' (sixteenth session, not shipped)",
+    "rulesalone": "the rule check written from the prompt with the memory's Rules line alone "
+    "(the labels scored with the whole memory; seventeenth session, not shipped)",
+    "before17": "the rule check written from the prompt with the whole memory, as before the "
+    "seventeenth session (airline, elnino, unemp: the runs committed by earlier sessions; m1, "
+    "tbilrate: run in the seventeenth session before the change)",
 }
 
 
@@ -718,7 +725,9 @@ def classification_section() -> list[str]:
         "rule check (`check_tokens`: the model writes one line checking the row against its "
         "Rules, then the labels are scored; `benchmarks/apply_rule_probe.py`). Since the "
         "ninth session the memory's Rules line must state the facts' rule (a rewrite that "
-        "changes it gets the rule back); unemp was used by no earlier choice of this section.",
+        "changes it gets the rule back); unemp was used by no earlier choice of this section; "
+        "m1 and tbilrate were added in the seventeenth session to confirm a change to the "
+        "rule check, and chose nothing.",
         "",
     ]
     for model in [m for m in MODELS if m in set(frame["model"])]:

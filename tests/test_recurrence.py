@@ -89,12 +89,18 @@ def test_the_label_rule_check_is_written_before_the_labels_are_scored():
     from tests._scripted import ScriptedBackend
 
     task = LabelTask.build(np.array(["down", "up"]), ["x0"])
-    rules = "Patterns: none yet.\nMistakes: none yet.\nRules: Answer up when x0 is above 0."
+    notes = "Patterns: x0 rose lately.\nMistakes: My answers were too often down."
+    rules = notes + "\nRules: Answer up when x0 is above 0."
     backend = ScriptedBackend(["the row has x0 = 1, above 0, so up"])
     loop = Recurrence(backend, task, LoopConfig(memory_words=30, check_tokens=24))
     _, record = loop.step(State(memory=rules), (1.0,), 1)
     check, scored = backend.prompts[:2]
     assert check.endswith(prompts.LABEL_CHECK) and "Rules: Answer up when x0" in check
+    assert "x0: 1" in check  # the row
+    # the check reads the Rules with the other sections blank; the labels, the whole memory
+    assert "x0 rose lately" not in check and "too often down" not in check
+    assert f"Patterns: {prompts.EMPTY_SECTION}" in check
+    assert rules in scored
     assert scored.endswith(
         prompts.LABEL_CHECK + " the row has x0 = 1, above 0, so up" + prompts.LABEL_CHECK_ANSWER
     )

@@ -298,7 +298,7 @@ class Recurrence:
         check)``, ``check`` the rule check's call or None (see :meth:`_check_gen`).
         """
         if self.task.choices is not None:
-            prompt, check, fault = yield from self._check_gen(prompt, seed, memory)
+            prompt, check, fault = yield from self._check_gen(prompt, observation, seed, memory)
             logprobs, completion = yield Score(prompt, tuple(self.task.choices))
             return int(np.argmax(logprobs)), completion, fault, check
         completion, first_error = None, ""
@@ -322,25 +322,37 @@ class Recurrence:
         value, rule = self.task.fallback(observation, horizon)
         return value, completion, f"unreadable prediction twice ({first_error}): {rule}", None
 
-    def _check_gen(self, prompt: str, seed: int, memory: str) -> Step:
+    def _check_gen(self, prompt: str, observation: Any, seed: int, memory: str) -> Step:
         """The rule check of a label answer (``check_tokens`` > 0, memory strategies only).
 
-        The model writes one line that checks the row against the Rules of its memory
-        (``prompts.LABEL_CHECK``); the labels are then scored after that line. Returns the
-        prompt to score, the check's call (None when no check runs) and "" or its fault: an
-        empty check (the embedded 135M model often ends the line at once) leaves the labels
-        scored right after the question, as without a check. No check runs while the
-        ``memory``'s Rules section is still ``prompts.EMPTY_SECTION`` (the first steps, and
-        ``memory_effect``'s answers with the initial memory): there is nothing to check the
-        row against, and the line cost the 1.5B model 2-3 s a row.
+        The model writes one line that checks the row (``observation``) against the Rules of
+        its memory (``prompts.LABEL_CHECK``); the labels are then scored after that line, in
+        ``prompt`` (the whole memory). Returns the prompt to score, the check's call (None when
+        no check runs) and "" or its fault: an empty check (the embedded 135M model often ends
+        the line at once) leaves the labels scored right after the question, as without a
+        check. No check runs while the ``memory``'s Rules section is still
+        ``prompts.EMPTY_SECTION`` (the first steps, and ``memory_effect``'s answers with the
+        initial memory): there is nothing to check the row against, and the line cost the
+        1.5B model 2-3 s a row.
+
+        The line is written from the same prompt with the memory's other sections blank
+        (``prompts.EMPTY_SECTION``): with the Patterns and Mistakes the 1.5B model had written
+        beside its Rules ("My recent answers were incorrect, as the true label was up"), it read
+        months 3, 8, 9 and 10 as outside "1, 3, 8, 9, 10" and followed its Rules at 0.667 of 24
+        rows, 0.833 with them blank. The Rules line alone made it copy the Rules instead of
+        checking the row (``docs/decisions.md``, "The rule check reads the Rules with the other
+        notes blank").
         """
         if self.config.check_tokens <= 0 or self.plan.block != "memory":
             return prompt, None, ""
         rules = mem.parse_sections(memory).get(mem.SECTIONS[-1], "")
         if not rules or rules == prompts.EMPTY_SECTION:
             return prompt, None, ""
+        blank = {name: prompts.EMPTY_SECTION for name in mem.SECTIONS[:-1]}
+        alone = State(memory=mem.render_sections({**blank, mem.SECTIONS[-1]: rules}))
+        msgs, _, _ = self.messages(alone, observation, 1)
         check = yield Generate(
-            prompt + prompts.LABEL_CHECK,
+            self.backend.render(msgs) + prompts.LABEL_CHECK,
             max_tokens=self.config.check_tokens,
             temperature=0.0,
             seed=seed,
@@ -391,9 +403,9 @@ class Recurrence:
 
     def probabilities_gen(self, state: State, observation: Any) -> Step:
         """Generator form of :meth:`probabilities` (for ``lockstep.run``)."""
-        msgs, _, _ = self.messages(state, observation, 1)
+        msgs, _, observation = self.messages(state, observation, 1)
         prompt, _, _ = yield from self._check_gen(
-            self.backend.render(msgs), self.config.seed + state.steps, state.memory
+            self.backend.render(msgs), observation, self.config.seed + state.steps, state.memory
         )
         logprobs, _ = yield Score(prompt, tuple(self.task.choices))
         weights = np.exp(logprobs - np.max(logprobs))
