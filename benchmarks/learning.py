@@ -682,6 +682,8 @@ EARLIER_LABELS = {
     "up)' (sixteenth session, not shipped)",
     "rulesalone": "the rule check written from the prompt with the memory's Rules line alone "
     "(the labels scored with the whole memory; seventeenth session, not shipped)",
+    "rows48blank": "the seventeenth session's code (the rule check reads the Rules with the "
+    "notes blank) over the last 48 rows, as `rows48`",
     "before17": "the rule check written from the prompt with the whole memory, as before the "
     "seventeenth session (airline, elnino, unemp: the runs committed by earlier sessions; m1, "
     "tbilrate: run in the seventeenth session before the change)",
@@ -1142,7 +1144,12 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--force", action="store_true", help="rerun cached results")
     cls = sub.add_parser("classify", help="online accuracy on up/down tasks")
     cls.add_argument("--model", default="embedded")
-    cls.add_argument("--tasks", default=",".join(UPDOWN))
+    cls.add_argument(
+        "--tasks",
+        default=",".join(UPDOWN),
+        help="comma-separated up/down tasks: any benchmark series (the report's defaults, and "
+        f"the confirm tasks {', '.join(UPDOWN_CONFIRM)})",
+    )
     cls.add_argument("--strategies", default=",".join(STRATEGIES))
     cls.add_argument("--rows", type=int, default=CLASS_ROWS)
     cls.add_argument("--fit-steps", type=int, default=FIT_STEPS)
