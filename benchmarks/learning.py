@@ -158,7 +158,7 @@ def run_one(model: str, name: str, strategy: str, origins: int, fit_steps: int, 
 #: unemp: only in apply_rule_probe's check of the rule check, which chose nothing)
 UPDOWN = {"airline": "airline", "elnino": "elnino", "unemp": "unemp"}
 #: Up/down tasks run only to confirm a change (``classify --tasks``): they chose nothing.
-UPDOWN_CONFIRM = ("m1", "tbilrate")
+UPDOWN_CONFIRM = ("m1", "tbilrate", "danish_money", "elec_equip", "realint")
 
 
 def classify_one(model: str, name: str, strategy: str, rows: int, fit_steps: int) -> dict:
@@ -201,6 +201,11 @@ def classify_one(model: str, name: str, strategy: str, rows: int, fit_steps: int
         "memory": clf.memory_ if strategy == "rnn" else "",
         "check_tokens": clf.check_tokens if strategy == "rnn" else 0,
         "answers": trace["answer"].tolist(),
+        # the model's own labels (the trace's answer, before the code's reading of the Rules)
+        "accuracy_model": float(
+            np.mean([str(a).split(" ")[0] == str(t) for a, t in zip(trace["answer"], online)])
+        ),
+        "read_by_code": int(trace["fault"].str.contains("the Rules read by code").sum()),
     }
     if strategy == "rnn":
         result["effect"] = effect_summary(clf.memory_effect().iloc[-rows:], after=0)
@@ -220,6 +225,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
             path.write_text(json.dumps(result, indent=1, default=str))
             print(
                 f"{args.model:10} updown-{name:8} {strategy:12} Acc@1 {result['accuracy']:.3f} "
+                f"(the model's own labels {result['accuracy_model']:.3f}) "
                 f"majority {result['majority_online']:.3f} s/step "
                 f"{result['seconds_per_step']:.2f}",
                 flush=True,
@@ -697,8 +703,9 @@ def memory_effect(runs: pd.DataFrame, task: str) -> str:
     if not isinstance(effect, dict):
         return ""
     return (
-        f" The memory changed {effect['changed']:.0%} of the answers (against the initial "
-        f"memory): {effect['better']} right instead of wrong, {effect['worse']} the reverse."
+        f" The memory changed {effect['changed']:.0%} of the model's own labels (against the "
+        f"initial memory): {effect['better']} right instead of wrong, {effect['worse']} the "
+        "reverse."
     )
 
 
@@ -729,18 +736,25 @@ def classification_section() -> list[str]:
         "ninth session the memory's Rules line must state the facts' rule (a rewrite that "
         "changes it gets the rule back); unemp was used by no earlier choice of this section; "
         "m1 and tbilrate were added in the seventeenth session to confirm a change to the "
-        "rule check, and chose nothing.",
+        "rule check, and chose nothing; danish_money, elec_equip and realint in the "
+        "eighteenth, to confirm the code's reading of the Rules (`LabelTask.settle`: where "
+        "the model's labels and the code's reading of the same Rules line differed, the one "
+        "right more often answers, the code's on a tie; the column \"the model's own labels\" "
+        "is rnn without it, from the same run).",
         "",
     ]
     for model in [m for m in MODELS if m in set(frame["model"])]:
         mine = frame[frame["model"] == model]
         table = mine.pivot_table(index="task", columns="strategy", values="accuracy")
+        if "accuracy_model" in mine:  # rnn's labels before the code's reading of its Rules
+            own = mine[mine["strategy"] == "rnn"].set_index("task")["accuracy_model"]
+            table["rnn, the model's own labels"] = own
         table["majority (scored rows)"] = mine.groupby("task")["majority_online"].first()
         table["majority (earlier rows)"] = mine.groupby("task")["majority_train"].first()
         lines += [f"### {LABELS.get(model, model)}", "", table.round(3).to_markdown(), ""]
         for task, row in table.iterrows():
             if "rnn" in row and "zero_shot" in row:
-                margin = row["rnn"] - row["majority (scored rows)"]
+                margin = round(row["rnn"] - row["majority (scored rows)"], 9)
                 lines.append(
                     f"- {task}: rnn {row['rnn']:.3f} is {100 * margin:+.1f} points from the "
                     f"majority label (goal +5: {'met' if margin >= 0.05 else '**not met**'}); "

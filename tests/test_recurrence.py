@@ -6,7 +6,7 @@ import numpy as np
 
 from llmrnn import memory as mem
 from llmrnn.backends import make_backend
-from llmrnn.recurrence import PLANS, STRATEGIES, LoopConfig, Recurrence, State
+from llmrnn.recurrence import PLANS, STRATEGIES, LoopConfig, Recurrence, Replay, State
 from llmrnn.tasks import ForecastTask
 
 
@@ -129,6 +129,59 @@ def test_the_label_rule_check_is_written_before_the_labels_are_scored():
         assert not any(prompts.LABEL_CHECK in p for p in backend.prompts)
         assert "(check: " not in record.answer and "rule check" not in record.fault
         assert record.calls == 2 + len(mem.SECTIONS)  # score, reflect, one per section
+
+
+def test_the_code_reads_the_rules_where_the_models_reading_has_lost():
+    """The classifier's guard: the memory's Rules read by code answer where the model's own
+    reading of them has been wrong more often than the code's; a model that has read them
+    better keeps its answers; without a rule to read nothing changes."""
+    from llmrnn.tasks import LabelTask
+    from tests._scripted import ScriptedBackend
+
+    class Says(ScriptedBackend):  # a model that scores one label first whatever its Rules say
+        def __init__(self, label):
+            super().__init__()
+            self.label = label
+
+        def score(self, prompt, options):
+            _, done = super().score(prompt, options)
+            return np.log(np.where(np.array(options) == self.label, 0.9, 0.1)), done
+
+    task = LabelTask.build(np.array(["down", "up"]), ["x0"])
+    rule = "up when x0 is above 0; otherwise down"
+    memory = f"Patterns: none yet.\nMistakes: none yet.\nRules: Answer {rule}"
+    rows = [0.5, -0.3, 1.2, -2.0, 0.1, 0.7, -0.4, 0.9]
+    for model_said, trusted in ((lambda x: 0, False), (lambda x: int(x > 0), True)):
+        past = ()  # the model answered "down" at every row, or the truth at every row
+        for x in rows:
+            past = (*past, task.record_item(model_said(x), (x,), int(x > 0), past))
+        assert task.suggested_rule(past) == rule
+        state = State(memory=memory, record=past)
+        loop = Recurrence(Says("down"), task, LoopConfig(memory_words=30, check_tokens=0))
+        _, record = loop.step(state, (0.8,), 1)
+        probs = loop.probabilities(state, [(0.8,), (-0.8,)])
+        assert record.answer == "down"
+        if trusted:  # its reading has won where the two differed: its answer stands
+            assert record.prediction == "down" and record.weight == 1.0
+            assert "read by code" not in record.fault
+            np.testing.assert_allclose(probs, [[0.9, 0.1], [0.9, 0.1]])
+        else:  # half the probability moves to the code's label, which becomes the answer
+            assert record.prediction == "up" and record.weight == 0.5
+            assert "the Rules read by code: up, not the model's down" in record.fault
+            np.testing.assert_allclose(probs, [[0.45, 0.55], [0.95, 0.05]])
+            # with the initial memory (memory_effect's "before") there is nothing to read
+            effect = loop.memory_effect([Replay(state, (0.8,), 1, record)], State())
+            assert effect[0]["prediction"] == "up" and effect[0]["prediction_initial"] == "down"
+            lost = past
+    # no rule to read: another strategy, judged feedback, or Rules that are not the facts'
+    for config, rules in (
+        (LoopConfig(strategy="zero_shot", memory_words=30), memory),
+        (LoopConfig(feedback="judge", memory_words=30, check_tokens=0), memory),
+        (LoopConfig(memory_words=30, check_tokens=0), memory.replace("above 0", "above 1")),
+    ):
+        loop = Recurrence(Says("down"), task, config)
+        probs = loop.probabilities(State(memory=rules, record=lost), [(0.8,)])
+        np.testing.assert_allclose(probs, [[0.9, 0.1]])
 
 
 def test_a_rewrite_that_changes_the_facts_rule_gets_the_rule_back():

@@ -178,6 +178,15 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
     embedded 135M model writes an empty line; its labels are then scored as without the check
     (the trace's ``fault`` says so).
 
+    The code reads the memory's Rules too ("rnn" with true labels): where the model's reading
+    and the code's gave different labels on earlier rows, the one that was right more often
+    answers, the code's on a tie, so a model must show that it reads its Rules better before
+    its reading is taken. When the code's reading answers, half of the probability moves to
+    its label (``predict_proba``; the trace's ``weight`` is 0.5, and its ``fault`` says when
+    the label differs from the model's); the trace's ``answer`` stays the model's own. With
+    the 1.5B model this raised online accuracy on 4 of 8 up/down tasks (by 2 to 5 of 24 rows)
+    and lowered it by one row on 3 (``docs/decisions.md``, "The code reads the Rules too").
+
     Examples
     --------
     >>> import numpy as np
@@ -466,8 +475,11 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         pd.DataFrame
             One row per step: ``step, index, answer, answer_initial, prediction,
             prediction_initial, truth, error, error_initial, error_answer,
-            error_answer_initial, changed`` (errors are 0/1; a label has no guard, so
-            ``error_answer`` equals ``error``).
+            error_answer_initial, changed`` (errors are 0/1). ``prediction`` is the label
+            answered, the code's reading of the Rules where it has the better record (see
+            Notes); ``error_answer`` is the model's own label's, so a memory that improves
+            what the model says shows apart from the code's reading. With the initial memory
+            there are no Rules to read.
             Summarize it with :func:`llmrnn.trace.effect_summary`.
         """
         check_is_fitted(self)

@@ -33,6 +33,7 @@ __all__ = [
     "cap_words",
     "finished",
     "dedupe_sentences",
+    "states",
 ]
 
 #: The memory's sections, in order.
@@ -124,6 +125,16 @@ def parse_sections(text: str) -> dict[str, str]:
         if body and name not in found:
             found[name] = body
     return found
+
+
+def states(written: str, rule: str) -> bool:
+    """Whether a Rules line (after its primer) states ``rule``: the same words, case, spaces
+    and a final full stop aside."""
+
+    def norm(text: str) -> str:
+        return " ".join(text.split()).rstrip(".").casefold()
+
+    return norm(written) == norm(rule)
 
 
 def render_sections(sections: dict[str, str]) -> str:

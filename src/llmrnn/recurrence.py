@@ -74,16 +74,6 @@ class ContextBudgetError(ValueError):
     """The prompt cannot fit ``context_tokens`` even with the shortest observation."""
 
 
-def _states(written: str, rule: str) -> bool:
-    """Whether a Rules line (after its primer) states ``rule``: the same words, case, spaces
-    and a final full stop aside."""
-
-    def norm(text: str) -> str:
-        return " ".join(text.split()).rstrip(".").casefold()
-
-    return norm(written) == norm(rule)
-
-
 @dataclass(frozen=True)
 class LoopConfig:
     """Settings of the recurrence (validated by the estimators).
@@ -363,6 +353,13 @@ class Recurrence:
             return prompt, check, "empty rule check: labels scored without it"
         return prompt + prompts.LABEL_CHECK + " " + line + prompts.LABEL_CHECK_ANSWER, check, ""
 
+    def _rules(self, state: State) -> str:
+        """The Rules section of ``state``'s memory, for the task's guard ("" for the strategies
+        without a memory, and with judged feedback, whose Rules no facts suggest)."""
+        if self.plan.block != "memory" or self.config.feedback != "truth":
+            return ""
+        return mem.parse_sections(state.memory).get(mem.SECTIONS[-1], "")
+
     def _answer(self, *args: Any, **options: Any) -> tuple[Any, Completion, str]:
         """:meth:`_answer_gen` run alone (its parameters)."""
         return lockstep.run(self.backend, [self._answer_gen(*args, **options)])[0][0]
@@ -387,7 +384,9 @@ class Recurrence:
     def predict_gen(self, state: State, observation: Any, horizon: int = 1) -> Step:
         """Generator form of :meth:`predict` (for ``lockstep.run``)."""
         value, fault = yield from self.answer_gen(state, observation, horizon)
-        prediction, _, guarded = self.task.settle(value, observation, state.record)
+        prediction, _, guarded = self.task.settle(
+            value, observation, state.record, self._rules(state)
+        )
         return prediction, "; ".join(f for f in (fault, guarded) if f)
 
     def predict(self, state: State, observation: Any, horizon: int = 1) -> tuple[Any, str]:
@@ -409,7 +408,15 @@ class Recurrence:
         )
         logprobs, _ = yield Score(prompt, tuple(self.task.choices))
         weights = np.exp(logprobs - np.max(logprobs))
-        return weights / weights.sum()
+        probs = weights / weights.sum()
+        # the task's guard: a weight w below 1 moves 1 - w of the probability to its label
+        label, w, _ = self.task.settle(
+            int(np.argmax(probs)), observation, state.record, self._rules(state)
+        )
+        if w < 1:  # NaN (no rule to read) compares False
+            probs = w * probs
+            probs[label] += 1 - w
+        return probs
 
     def probabilities(
         self, state: State, observations: Sequence[Any], batch: int = 16
@@ -592,7 +599,7 @@ class Recurrence:
             line = primer + done.text.split("\n")[0]
             if not done.text.strip():
                 line = f"{name}:"  # nothing written: the previous section is kept
-            if rules and rule is not None and not _states(line[len(primer) :], rule):
+            if rules and rule is not None and not mem.states(line[len(primer) :], rule):
                 said = " ".join(line[len(primer) :].split())[:80]
                 copy_fault = f"Rules line did not state the facts' rule ('{said}'): kept the rule"
                 line = f"{primer.rstrip()} {rule}"
@@ -655,11 +662,11 @@ class Recurrence:
         # whether the memory improved what the model says, trusted or not
         full = replace(self.task, weight=1.0) if hasattr(self.task, "weight") else self.task
         rows = []
-        for replay, again in zip(steps, answers):
+        for replay, again, blank in zip(steps, answers, blanks):
             state, observation, truth, record = replay
             answer = record.raw_answer
-            prediction = self.task.settle(answer, observation, state.record)[0]
-            before = self.task.settle(again, observation, state.record)[0]
+            prediction = self.task.settle(answer, observation, state.record, self._rules(state))[0]
+            before = self.task.settle(again, observation, state.record, self._rules(blank))[0]
             said = full.settle(answer, observation, state.record)[0]
             said_initial = full.settle(again, observation, state.record)[0]
             rows.append(
@@ -723,7 +730,9 @@ class Recurrence:
             seed=seed,
             memory=state.memory,
         )
-        prediction, weight, guarded = self.task.settle(answer, observation, state.record)
+        prediction, weight, guarded = self.task.settle(
+            answer, observation, state.record, self._rules(state)
+        )
         faults += [f for f in (fault, guarded) if f]
         calls = [call] if check is None else [check, call]
         said = self.task.render_answer(answer)

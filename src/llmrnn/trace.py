@@ -44,7 +44,10 @@ class StepRecord:
         its Rules in parentheses when the classifier's ``check_tokens`` > 0).
     weight : float
         The weight the guard gave the answer (forecasting: the forecast is the anchor plus
-        ``weight`` times the bounded correction, see ``llmrnn.guard``); NaN for labels.
+        ``weight`` times the bounded correction, see ``llmrnn.guard``). Labels: the share of
+        the probability left to the model's scores, 0.5 when the code's reading of the
+        memory's Rules answered (``LabelTask.settle``), 1.0 when the model's did, NaN when
+        there were no Rules to read.
     prediction : str
         The prediction, after the guard.
     truth : str
