@@ -182,6 +182,12 @@ def test_the_code_reads_the_rules_where_the_models_reading_has_lost():
         loop = Recurrence(Says("down"), task, config)
         probs = loop.probabilities(State(memory=rules, record=lost), [(0.8,)])
         np.testing.assert_allclose(probs, [[0.9, 0.1]])
+    # a value the rule's cache cannot hash (a list in a cell) is read without the cache
+    odd = LabelTask.build(np.array(["down", "up"]), ["x0", "tags"])
+    past = ()
+    for x in rows:
+        past = (*past, odd.record_item(0, (x, ["a"]), int(x > 0), past))
+    assert odd.suggested_rule(past) == rule and odd.rule_label(past, (0.8, ["a"])) == 1
 
 
 def test_a_rewrite_that_changes_the_facts_rule_gets_the_rule_back():

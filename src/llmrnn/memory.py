@@ -34,6 +34,7 @@ __all__ = [
     "finished",
     "dedupe_sentences",
     "states",
+    "rules_of",
 ]
 
 #: The memory's sections, in order.
@@ -125,6 +126,11 @@ def parse_sections(text: str) -> dict[str, str]:
         if body and name not in found:
             found[name] = body
     return found
+
+
+def rules_of(memory: str) -> str:
+    """The Rules section of a memory text ("" when it has none)."""
+    return parse_sections(memory).get(SECTIONS[-1], "")
 
 
 def states(written: str, rule: str) -> bool:

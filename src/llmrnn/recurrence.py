@@ -335,7 +335,7 @@ class Recurrence:
         """
         if self.config.check_tokens <= 0 or self.plan.block != "memory":
             return prompt, None, ""
-        rules = mem.parse_sections(memory).get(mem.SECTIONS[-1], "")
+        rules = mem.rules_of(memory)
         if not rules or rules == prompts.EMPTY_SECTION:
             return prompt, None, ""
         blank = {name: prompts.EMPTY_SECTION for name in mem.SECTIONS[:-1]}
@@ -358,7 +358,7 @@ class Recurrence:
         without a memory, and with judged feedback, whose Rules no facts suggest)."""
         if self.plan.block != "memory" or self.config.feedback != "truth":
             return ""
-        return mem.parse_sections(state.memory).get(mem.SECTIONS[-1], "")
+        return mem.rules_of(state.memory)
 
     def _answer(self, *args: Any, **options: Any) -> tuple[Any, Completion, str]:
         """:meth:`_answer_gen` run alone (its parameters)."""
