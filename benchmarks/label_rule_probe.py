@@ -36,18 +36,20 @@ LABELS = ("down", "up")
 def replay(name: str, rows: int, history: int) -> dict:
     """Online Acc@1 of the rule followed exactly, and of the majority labels, on one task."""
     from llmrnn.datasets import updown_task
+    from llmrnn.recurrence import RECORD_STEPS
     from llmrnn.tasks import answer_by_rule, one_feature_rule
 
     y, _, _ = benchmark_series.load(name)
     X, labels = updown_task(y)
     truth = np.array([LABELS.index(v) for v in labels])
     table = [tuple(r) for r in X.itertuples(index=False)]
-    start = len(X) - rows - history
+    start = max(0, len(X) - rows - history)
     right, used = 0, []
     for i in range(len(X) - rows, len(X)):
-        rule = one_feature_rule(table[start:i], truth[start:i], list(X.columns), LABELS)
+        first = max(start, i - RECORD_STEPS)  # the record keeps the newest RECORD_STEPS rows
+        rule = one_feature_rule(table[first:i], truth[first:i], list(X.columns), LABELS)
         if rule is None:
-            counts = np.bincount(truth[start:i], minlength=len(LABELS))
+            counts = np.bincount(truth[first:i], minlength=len(LABELS))
             said = LABELS[int(np.argmax(counts))]
         else:
             said = answer_by_rule(rule, table[i])
@@ -70,11 +72,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=24, help="online rows scored")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--histories", default="6,30", help="rows of history before the scored")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="benchmark series names")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    frame = pd.DataFrame(
-        [replay(name, args.rows, history) for history in (6, 30) for name in TASKS]
-    )
+    histories = [int(h) for h in args.histories.split(",")]
+    names = args.tasks.split(",")
+    frame = pd.DataFrame([replay(name, args.rows, h) for h in histories for name in names])
+    if len(histories) > 1 or len(names) > 1:
+        means = frame.groupby("history")[frame.columns[3:6]].mean().reset_index()
+        frame = pd.concat([frame, means.assign(task="mean", set="")], ignore_index=True)
     pd.set_option("display.width", 200)
     table = frame.round(3)
     print(table.to_markdown(index=False) if args.markdown else table.to_string(index=False))

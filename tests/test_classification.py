@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from llmrnn import LLMRNNClassifier, prompts
 from llmrnn.backends.llama_cpp import load_count
 from llmrnn.datasets import updown_task
-from llmrnn.memory import initial_memory
+from llmrnn.memory import initial_memory, rules_of, states
 from llmrnn.tasks import LabelTask, answer_by_rule, one_feature_rule
 from llmrnn.trace import TRACE_COLUMNS, error_correction_rate
 
@@ -46,6 +46,19 @@ def test_fit_runs_recurrence_on_last_rows(fitted):
     assert list(fitted.classes_) == ["down", "up"]
     assert fitted.n_features_in_ == 4
     assert list(fitted.feature_names_in_) == ["change_1", "change_2", "change_3", "month"]
+
+
+def test_rows_before_fit_steps_are_evidence_for_the_first_rule(fitted, updown):
+    """fit's 16 rows before its fit_steps cost no model call but enter the record: the Rules
+    line of the first rewrite states the rule of those rows and the first stepped one (with
+    the first row alone the facts could only suggest its label)."""
+    X, y = updown
+    rows = [tuple(r) for r in X[:17].itertuples(index=False)]
+    truth = [list(fitted.classes_).index(v) for v in y[:17]]
+    rule = one_feature_rule(rows, truth, list(X.columns), ("down", "up"))
+    assert rule["text"] == "down when change_3 is above 0; otherwise up"
+    first = fitted.get_trace()["memory"].iloc[0]
+    assert states(rules_of(first), f"Answer {rule['text']}"), first
 
 
 def test_predict_proba_rows_sum_to_one_and_predict_is_argmax(fitted, updown):

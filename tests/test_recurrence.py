@@ -190,6 +190,30 @@ def test_the_code_reads_the_rules_where_the_models_reading_has_lost():
     assert odd.suggested_rule(past) == rule and odd.rule_label(past, (0.8, ["a"])) == 1
 
 
+def test_a_witnessed_row_is_evidence_for_the_facts_not_an_answer():
+    """Rows seen with their truth but not stepped (fit's rows before fit_steps) enter a label
+    record with no answer: the label shares and the rule count them, the model's hit rates
+    do not; a forecast's record has no use for them."""
+    from llmrnn.tasks import LabelTask
+    from tests._scripted import ScriptedBackend
+
+    task = LabelTask.build(np.array(["down", "up"]), ["x0"])
+    loop = Recurrence(ScriptedBackend(), task, LoopConfig(memory_words=30, check_tokens=0))
+    state = State()
+    for x in [0.5, -0.3, 1.2, -2.0, 0.1, 0.7]:
+        state = loop.witness(state, (x,), int(x > 0))
+    assert state.steps == 0 and state.memory == State().memory and len(state.record) == 6
+    assert task.suggested_rule(state.record) == "up when x0 is above 0; otherwise down"
+    after, record = loop.step(state, (-0.9,), 0)
+    facts = task.facts(after.record)
+    assert "true labels of all 7 rows so far: down 43%, up 57%" in facts
+    assert f"right at {int(record.error == 0)} of the last 1 rows" in facts
+    assert facts.count("right ") == 3  # the one answer's hit rate, the last 1 rows, the rule
+    forecast = ForecastTask.from_series(np.arange(9.0))
+    forecasts = Recurrence(ScriptedBackend(), forecast, LoopConfig(memory_words=30))
+    assert forecasts.witness(state, np.arange(5.0), 6.0) is state
+
+
 def test_a_rewrite_that_changes_the_facts_rule_gets_the_rule_back():
     """The classifier's Rules line must state the rule its facts end with, as it is."""
     from llmrnn.tasks import LabelTask

@@ -14,7 +14,7 @@ from ._atomic import atomic
 from ._params import backend_for, backend_on, check_params, loop_config
 from ._progress import progress_bar
 from .memory import initial_memory
-from .recurrence import Recurrence, Replay, State
+from .recurrence import RECORD_STEPS, Recurrence, Replay, State
 from .tasks import LabelTask
 from .trace import effect_frame, error_correction_rate, trace_frame
 
@@ -123,8 +123,10 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
     context_tokens : int, default=4096
         Token budget of every prompt with its answers (also llama.cpp's context size).
     fit_steps : int or None, default=None
-        How many of the last rows of ``fit`` run the recurrence (None: all). Earlier rows are
-        skipped; they only count towards the fallback label (the most frequent one).
+        How many of the last rows of ``fit`` run the recurrence (None: all). Earlier rows
+        cost no model call: they enter the record as evidence (the newest 64), so the facts'
+        label shares and the rule they suggest count them from the first step, and they
+        count towards the fallback label (the most frequent one).
     initial_memory : str or None, default=None
         Memory before the first step (None: "Nothing learned yet.").
     task_description : str or None, default=None
@@ -343,8 +345,20 @@ class LLMRNNClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         self._start(unique_labels(y), y)
         start = 0 if self.fit_steps is None else max(0, len(X) - self.fit_steps)
+        self._witness(X[:start], y[:start])
         self._steps(X[start:], y[start:])
         return self
+
+    def _witness(self, X, y) -> None:
+        """Rows before ``fit_steps``: into the record as evidence, with no model call (the
+        newest ``RECORD_STEPS``, all the record keeps)."""
+        if not len(X):
+            return
+        loop, state = self._loop(), self._loop_state
+        truths = self._encode(y[-RECORD_STEPS:])
+        for row, truth in zip(X[-RECORD_STEPS:], truths):
+            state = loop.witness(state, row, int(truth))
+        self._loop_state = state
 
     @atomic
     def partial_fit(self, X, y=None, classes=None) -> LLMRNNClassifier:

@@ -687,6 +687,19 @@ class Recurrence:
             )
         return rows
 
+    # -- a row seen with its truth, not stepped ---------------------------------------------
+    def witness(self, state: State, observation: Any, truth: Any) -> State:
+        """The state after a row seen with its truth but not stepped: no model call.
+
+        The row enters the record as evidence (``Task.witness_item``), which the facts of
+        later steps count; the memory, the entries and the step count stay as they were. A
+        task whose record has no use for it (forecasts) leaves the state unchanged.
+        """
+        item = self.task.witness_item(observation, truth)
+        if item is None:
+            return state
+        return replace(state, record=state.recorded(item))
+
     # -- one full step ---------------------------------------------------------------------
     def step(
         self, state: State, observation: Any, truth: Any = None, index: object = None

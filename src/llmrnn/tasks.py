@@ -129,6 +129,12 @@ class Task(Protocol):
         ``record`` is the record before the step, as ``settle`` saw it."""
         ...
 
+    def witness_item(self, observation: Any, truth: Any) -> tuple | None:
+        """What the record keeps of a row seen with its truth but not stepped (a row of ``fit``
+        before its ``fit_steps``): evidence for the facts, with no answer; None when the
+        record has no use for a row without an answer."""
+        ...
+
     def facts(self, record: tuple) -> str:
         """Facts computed from the record, for the reflect call ("" when there is none)."""
         ...
@@ -475,6 +481,11 @@ class ForecastTask:
         bounded, _ = guard.bound(correction, self.limits(observation, 1, record))
         actual = float(np.atleast_1d(truth)[0]) - float(self.anchors(observation, 1)[0])
         return (float(bounded[0]), actual)
+
+    def witness_item(self, observation: Any, truth: Any) -> None:
+        """None: a forecast's record pairs the model's correction with the actual one, and
+        the guard learns its weight from both; a point not stepped has no correction."""
+        return None
 
     def facts(self, record: tuple) -> str:
         recent = record[-FACT_STEPS:]
@@ -850,10 +861,20 @@ class LabelTask:
         reading = self.rule_label(record, values)
         return (int(answer), int(truth), self.summary(observation), values, reading)
 
+    def witness_item(self, observation, truth: int) -> tuple[None, int, str, tuple, None]:
+        """A row seen with its label but not stepped: (None, true label, the row in short, its
+        values, None). It counts in the facts' label shares and rule, which code computes
+        from the labels alone; not in the model's hit rates, nor in the record of the
+        model's and the code's readings (it has neither)."""
+        values = tuple(v.item() if isinstance(v, np.generic) else v for v in observation)
+        return (None, int(truth), self.summary(observation), values, None)
+
     def facts(self, record: tuple) -> str:
         if not record:
             return ""
         recent = record[-FACT_STEPS:]
+        # the model's hit rates count the rows it answered (rows only witnessed have no answer)
+        mine = [item for item in record if item[0] is not None][-FACT_STEPS:]
         hits = []
         for k, label in enumerate(self.labels):
             answered = [item[1] for item in record if item[0] == k]
@@ -872,8 +893,8 @@ class LabelTask:
             kept = prompts.LABEL_RULE.format(**rule, count=len(record), rule=self.words["rule"])
         return prompts.LABEL_FACTS.format(
             rows=" | ".join(f"{item[2]} -> {self.labels[item[1]]}" for item in recent[-4:]),
-            right=sum(item[0] == item[1] for item in recent),
-            steps=len(recent),
+            right=sum(item[0] == item[1] for item in mine),
+            steps=len(mine),
             hits=prompts.LABEL_HITS.format(hits="; ".join(hits)) if hits else "",
             count=len(record),
             shares=", ".join(
