@@ -103,28 +103,41 @@ def leader(actual: np.ndarray, steps: int = 12) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     from llmrnn import guard
+    from llmrnn.recurrence import RECORD_STEPS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16, help="steps in the record")
     parser.add_argument("--scored", type=int, default=10, help="last steps scored")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--evidence",
+        type=int,
+        default=0,
+        help="base errors at points before the steps that the candidates may also read (the "
+        "record's newest 64 at most; the guard still learns from the steps alone)",
+    )
+    parser.add_argument("--late", action="store_true", help="the LATE series too")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     sets = {"dev": benchmark_series.DEV, "held-out": benchmark_series.HELD_OUT}
     sets["fresh"] = benchmark_series.FRESH
+    if args.late:
+        sets["late"] = benchmark_series.LATE
     rows = []
     for set_name, names in sets.items():
         for name in names:
             y, _, _ = benchmark_series.load(name)
-            actual = actual_corrections(y, args.steps)
+            seen = min(args.evidence, max(0, len(y) - args.steps - 12))
+            both = actual_corrections(y, args.steps + seen)
+            earlier, actual = both[:seen], both[seen:]
             changes = last_changes(y, args.steps)
             policies: dict[str, list[float]] = {}
             for i in range(len(actual)):
-                past = actual[:i]
+                past = np.concatenate([earlier, actual[:i]])[-RECORD_STEPS:]
                 for key, value in candidates(past).items():
                     policies.setdefault(key, []).append(value)
                 policies.setdefault("leader", []).append(leader(past))
-                policies.setdefault("lag", []).append(lag(past, changes[: i + 1]))
+                policies.setdefault("lag", []).append(lag(actual[:i], changes[: i + 1]))
             base = np.abs(actual[-args.scored :]).mean()
             row = {"set": set_name, "series": name}
             for key, said in policies.items():
