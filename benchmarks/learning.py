@@ -136,8 +136,9 @@ def run_one(model: str, name: str, strategy: str, origins: int, fit_steps: int, 
         "faults": int((trace["fault"] != "").sum()),
         # (the model's bounded correction, the actual correction) per step, and each step's
         # bound: the model's answers do not depend on the guard's weight, so these replay the
-        # guard exactly under other settings (see `replay`)
-        "record": [list(item) for item in track.state.record],
+        # guard exactly under other settings (see `replay`); without a base, fit's points
+        # before its steps are in the record too, with no answer (NaN): not steps, left out
+        "record": [list(item) for item in track.state.record if item[0] == item[0]],
         "limits": [
             float(track.task.limits(r.observation, 1, r.state.record)[0]) for r in track.replays
         ],
@@ -364,12 +365,52 @@ def cmd_run(args: argparse.Namespace) -> None:
 # -- report --------------------------------------------------------------------------------
 
 
+def rules_read_record(run: dict) -> list[tuple[float, ...]]:
+    """A run without a base recorded before the code read the Rules: its record as the
+    shipped code keeps it, ``(used, actual, the model's, the code's reading)`` per step.
+
+    The code's reading never changes what the model is shown (the facts show its own
+    answers, the Rules line is the facts' number either way), so the run's memories, answers
+    and bounds replay it exactly: each step goes through ``ForecastTask.read_rules`` with the
+    Rules of the memory before it and the record before it, the points before ``fit_steps``
+    witnessed as ``fit`` witnesses them.
+    """
+    from llmrnn.forecasting import season_length
+    from llmrnn.memory import initial_memory, rules_of
+    from llmrnn.tasks import ForecastTask
+
+    y = benchmark_series.load(run["series"])[0]
+    train = y.iloc[: -run["origins"]]
+    task = ForecastTask.from_series(train.to_numpy(dtype=float), season=season_length(y.index))
+    changes = np.diff(y.to_numpy(dtype=float))  # changes[t - 1]: the change at point t
+    start = len(train) - run["fit_steps"]
+    nan = float("nan")
+    record: tuple = tuple((nan, changes[t - 1], nan, nan) for t in range(max(1, start - 64), start))
+    out = []
+    memories = [initial_memory(None), *run["memories"][:-1]]
+    for (_, actual), answer, memory, limit in zip(
+        run["record"], run["answers"], memories, run["limits"]
+    ):
+        said = np.array([float(str(answer).split(",")[0])])
+        used, reading, _ = task.read_rules(said, record, rules_of(memory))
+        item = (float(np.clip(used[0], -limit, limit)), float(actual))
+        item += (float(np.clip(said[0], -limit, limit)), float(np.clip(reading, -limit, limit)))
+        out.append(item)
+        record = (*record, item)[-64:]
+    return out
+
+
 def settled_record(run: dict) -> list[tuple[float, float]]:
     """The run's record as the guard saw it: (the correction ``settle`` used, the actual one).
 
     Runs recorded before the record kept the corrections as ``settle`` bounded them (with the
-    record's largest correction among the limits) are rebuilt from their answers and limits.
+    record's largest correction among the limits) are rebuilt from their answers and limits;
+    runs without a base recorded before the code read the Rules, by ``rules_read_record``.
     """
+    if run["record"] and len(run["record"][0]) > 2:  # the shipped code's own record
+        return [(float(item[0]), float(item[1])) for item in run["record"]]
+    if run.get("tag") == NO_BASE and run.get("memories"):
+        return [item[:2] for item in rules_read_record(run)]
     record = [(float(c), float(a)) for c, a in run["record"]]
     answers, limits = run.get("answers"), run.get("limits")
     if not answers or not limits or len(answers) != len(record):
@@ -441,7 +482,7 @@ def answer_effect(run: dict, after: int = 5) -> dict:
         said, said0 = np.array(rows["error_answer"]), np.array(rows["error_answer_initial"])
     else:
         limits = np.array(run["limits"])
-        actual = np.array([a for _, a in run["record"]])
+        actual = np.array([item[1] for item in run["record"]])
         answer = np.array([float(a.split(",")[0]) for a in rows["answer"]])
         answer0 = np.array([float(a.split(",")[0]) for a in rows["answer_initial"]])
         said = np.abs(np.clip(answer, -limits, limits) - actual)
@@ -466,7 +507,7 @@ def load_runs(tag: str = "") -> pd.DataFrame:
         parts = path.stem.split("__")
         if (parts[2] if len(parts) > 2 else "") != tag:
             continue
-        rows.append(json.loads(path.read_text()))
+        rows.append({**json.loads(path.read_text()), "tag": tag})
     frame = pd.DataFrame(rows)
     if len(frame):
         # every run's forecasts under the guard that ships now (the answers do not depend on
@@ -1040,63 +1081,110 @@ def _guard_weights(record, **settings) -> np.ndarray:
     return guard.weights(record, **settings)
 
 
-#: The tag of the runs without a base (``--extra '{"base_forecaster": null}' --tag nobase``).
-NO_BASE = "nobase"
+#: The tags of the runs without a base: the current facts (since the twentieth session, the
+#: points before the steps witnessed and the changes' season read: ``tasks.repeat_lag``) and
+#: the runs before them (the last change carried over, from the steps' record alone).
+NO_BASE = "seasonnobase"
+NO_BASE_BEFORE = "nobase"
+
+
+def _no_base_row(group: pd.DataFrame, suffix: str = "") -> dict:
+    """One series' runs without a base: MASE at weight 1 and through the guard."""
+    row: dict = {}
+    for _, run in group.iterrows():
+        raw = replay(run.to_dict(), lambda r: np.ones(len(r)))["mae"]
+        row[f"{run['strategy']} at weight 1{suffix}"] = raw / run["scale"]
+        row[f"{run['strategy']} guard{suffix}"] = run["mase"]
+        effect = run.get("effect_test")
+        if run["strategy"] == "rnn" and isinstance(effect, dict) and not suffix:
+            row["rnn changed"] = effect["changed"]
+            items = run["record"]
+            if run.get("tag") == NO_BASE and items and len(items[0]) == 2:
+                items = rules_read_record(run.to_dict())
+            test = items[-run["origins"] :]
+            row["rnn: the Rules read by code"] = sum(len(i) > 3 and i[0] != i[2] for i in test)
+            said = answer_effect(run.to_dict(), after=0)
+            row["rnn answers better / worse"] = (
+                f"{said['better_answers']} / {said['worse_answers']}"
+            )
+    return row
 
 
 def no_base_section() -> list[str]:
     """The paper's own setting: the LLM forecasts alone (no statistical base), rnn against the
     baselines with the same model, the answers taken as they are (weight 1, the paper's loop)
-    and through the shipped guard (towards the last value)."""
-    runs = load_runs(NO_BASE)
-    if runs.empty:
+    and through the shipped guard (towards the last value); the runs before the current
+    facts beside them."""
+    runs, before = load_runs(NO_BASE), load_runs(NO_BASE_BEFORE)
+    if runs.empty and before.empty:
         return []
     lines = [
         "## The paper's setting: no base",
         "",
         "`python benchmarks/learning.py run --model <model> --strategies rnn,zero_shot --extra "
-        "'{\"base_forecaster\": null}' --tag nobase`: the model sees the window and writes the "
-        "change from the last value, so a neutral answer is the naive forecast, as in the "
-        'paper\'s loop. MASE over the test steps; "as answered": every bounded answer taken '
-        'at weight 1 (replayed from the record); "guard": the shipped guard, shrinking '
-        "towards the last value. Theta and naive: the statistical forecasts alone, for scale.",
+        f"'{{\"base_forecaster\": null}}' --tag {NO_BASE}`: the model sees the window and "
+        "writes the change from the last value, so a neutral answer is the naive forecast, as "
+        "in the paper's loop. Since the twentieth session `fit` puts the changes before its "
+        "steps into the record (no model call) and the facts suggest the change a season "
+        "before where the changes come back a season later (`tasks.repeat_lag`, chosen by "
+        "`benchmarks/rule_probe.py --nobase` on the dev series); *before*: the runs tagged "
+        f"`{NO_BASE_BEFORE}`, the last change carried over from the steps' record alone. MASE "
+        'over the test steps; "at weight 1": every correction used taken as it is, the paper\'s '
+        'loop (replayed from the record); "guard": the shipped guard, shrinking towards the '
+        "last value; rnn's "
+        "changed share and answers better / worse: the memory's effect on the test steps "
+        "(against the initial memory, at full weight); the Rules read by code: test steps at "
+        "which the code's reading of the Rules' number answered instead of the model "
+        "(`ForecastTask.read_rules`; runs recorded before it are replayed from their memories "
+        "and answers, which it does not change: `rules_read_record`). Theta and naive: the "
+        "statistical forecasts alone, for scale.",
         "",
     ]
-    for model in [m for m in MODELS if m in set(runs["model"])]:
-        mine = runs[runs["model"] == model]
+    both = pd.concat([runs, before]) if len(before) else runs
+    for model in [m for m in MODELS if m in set(both["model"])]:
         rows = []
-        for series, group in mine.groupby("series"):
-            row = {"series": series, "set": group["set"].iloc[0]}
-            for _, run in group.iterrows():
-                raw = replay(run.to_dict(), lambda r: np.ones(len(r)))["mae"]
-                row[f"{run['strategy']} as answered"] = raw / run["scale"]
-                row[f"{run['strategy']} guard"] = run["mase"]
-                effect = run.get("effect_test")
-                if run["strategy"] == "rnn" and isinstance(effect, dict):
-                    row["rnn changed"] = effect["changed"]
-            row["Theta"] = group["mase_base"].iloc[0]
-            row["naive"] = group["mase_naive"].iloc[0]
+        for series in sorted(set(both.loc[both["model"] == model, "series"])):
+            now = runs[(runs["model"] == model) & (runs["series"] == series)] if len(runs) else runs
+            old = before[(before["model"] == model) & (before["series"] == series)]
+            first = now if len(now) else old
+            row = {"set": first["set"].iloc[0], "series": series}
+            row.update(_no_base_row(now))
+            row.update(_no_base_row(old, ", before"))
+            row["Theta"] = first["mase_base"].iloc[0]
+            row["naive"] = first["mase_naive"].iloc[0]
             rows.append(row)
-        table = pd.DataFrame(rows).set_index("series")
-        means = table.drop(columns="set").mean(numeric_only=True)
+        table = pd.DataFrame(rows).sort_values(["set", "series"]).set_index(["set", "series"])
+        order = ["rnn at weight 1", "rnn guard", "rnn changed", "rnn answers better / worse"]
+        order += ["rnn: the Rules read by code"]
+        order += ["zero_shot at weight 1", "zero_shot guard"]
+        order += ["rnn guard, before", "zero_shot guard, before", "Theta", "naive"]
+        table = table[[c for c in order if c in table.columns]]
         lines += [f"### {LABELS.get(model, model)}", "", table.round(3).to_markdown(), ""]
-        lines.append(
-            "Mean MASE: "
-            + ", ".join(f"{k} {v:.3f}" for k, v in means.items() if k != "rnn changed")
-            + "."
+        numeric = table.select_dtypes("number").drop(
+            columns=["rnn changed", "rnn: the Rules read by code"], errors="ignore"
         )
-        for way in ("as answered", "guard"):
-            rnn, zero = means.get(f"rnn {way}"), means.get(f"zero_shot {way}")
-            if rnn is None or zero is None:
-                continue
-            gain = 1 - rnn / zero
-            wins = int((table[f"rnn {way}"] < table[f"zero_shot {way}"]).sum())
-            lines.append(
-                f"- {way}: rnn {rnn:.3f} against zero_shot {zero:.3f}, "
-                f"{abs(100 * gain):.1f}% {'lower' if gain >= 0 else 'higher'} (the paper's "
-                f"average gain, 6.5% lower: {'met' if gain >= 0.065 else '**not met**'}); rnn "
-                f"lower on {wins} of {len(table)} series."
-            )
+        means = numeric.groupby(level="set").mean()
+        means.loc["all"] = numeric.mean()
+        lines += ["Mean MASE by set:", "", means.round(3).to_markdown(), ""]
+        chose = table.index.get_level_values("set") == "dev"
+        for name, part in (("series that chose nothing", ~chose), ("every series", None)):
+            rows_of = numeric if part is None else numeric[part]
+            for way in ("at weight 1", "guard"):
+                rnn, zero = f"rnn {way}", f"zero_shot {way}"
+                if rnn not in rows_of or zero not in rows_of:
+                    continue
+                done = rows_of[[rnn, zero]].dropna()
+                if done.empty:
+                    continue
+                gain = 1 - done[rnn].mean() / done[zero].mean()
+                wins = int((done[rnn] < done[zero]).sum())
+                lines.append(
+                    f"- {name}, {way}: rnn {done[rnn].mean():.3f} against zero_shot "
+                    f"{done[zero].mean():.3f} over {len(done)} series, "
+                    f"{abs(100 * gain):.1f}% {'lower' if gain >= 0 else 'higher'} (the paper's "
+                    f"average gain, 6.5% lower: {'met' if gain >= 0.065 else '**not met**'}); "
+                    f"rnn lower on {wins}."
+                )
         lines.append("")
     return lines
 
@@ -1107,7 +1195,7 @@ def guard_section() -> list[str]:
     for tag in ("", *EARLIER):
         runs = load_runs(tag)
         for _, run in runs.iterrows():
-            actual = np.array([a for _, a in run["record"]])[-run["origins"] :]
+            actual = np.array([item[1] for item in run["record"]])[-run["origins"] :]
             base = float(np.mean(np.abs(actual)))
             if base <= 0:
                 continue

@@ -23,7 +23,18 @@ Candidates (each computed from the record before the step it corrects):
   the last 12 steps (follow the leader), zero on ties and until 3 steps exist;
 - ``lag``: the guard's shrunk slope of each actual correction on the series' last change before
   it, times the last change now (a base that lags a trend or a turn errs in the direction the
-  series just moved: a fact the record's errors alone do not hold).
+  series just moved: a fact the record's errors alone do not hold);
+- ``season``: the same shrunk slope one season back (each actual correction on the one
+  ``season_length`` steps before it) times the correction a season before the next step;
+  ``carry`` where the index has no season;
+- ``repeat``: ``tasks.repeat_lag``, ``carry`` or ``season``, whichever slope accounts for more
+  of the record's sum of squares (what the facts suggest without a base since the twentieth
+  session);
+- ``repeat_leader``: ``carry`` or ``season``, whichever suggestion erred less over the last 24
+  steps (follow the leader between the two).
+
+``--nobase`` replays the paper's setting: the anchor is the last value, so the actual
+corrections are the series' changes (MAE over the naive forecast's, not the base's).
 
 Run ``python benchmarks/rule_probe.py [--steps 16 --scored 10]``; it prints MAE / base MAE per
 series and set. Choose on ``DEV``; ``HELD_OUT`` and ``FRESH`` confirm.
@@ -59,16 +70,45 @@ def lag(actual: np.ndarray, changes: np.ndarray) -> float:
     return slope * float(changes[len(actual)])
 
 
-def actual_corrections(y: pd.Series, steps: int) -> np.ndarray:
-    """Truth minus the default base's one-step forecast at each of the last ``steps`` points."""
+def actual_corrections(y: pd.Series, steps: int, nobase: bool = False) -> np.ndarray:
+    """Truth minus the default base's one-step forecast at each of the last ``steps`` points
+    (``nobase``: minus the last value, the series' changes)."""
     from llmrnn.forecasting import auto_base_forecaster
 
+    if nobase:
+        return np.diff(y.to_numpy(dtype=float))[-steps:]
     out = []
     for t in range(len(y) - steps, len(y)):
         history = y.iloc[:t]
         base = auto_base_forecaster(history)
         out.append(float(y.iloc[t]) - float(base.fit(history, fh=[1]).predict().iloc[0]))
     return np.array(out)
+
+
+def seasonal(actual: np.ndarray, season: int) -> dict[str, float]:
+    """``season``, ``repeat`` and ``repeat_leader`` for the next step (see the module's text)."""
+    from llmrnn import guard
+    from llmrnn.tasks import carry_over, repeat_lag
+
+    def carry(past: np.ndarray) -> float:
+        return carry_over(past) * float(past[-1]) if past.size else 0.0
+
+    def season_only(past: np.ndarray) -> float:
+        if season <= 1:
+            return carry(past)
+        if past.size <= season:
+            return 0.0
+        return guard.weight(list(zip(past[:-season], past[season:]))) * float(past[-season])
+
+    lag, rate = repeat_lag(actual, season)
+    errors = np.zeros(2)
+    for j in range(max(1, actual.size - 24), actual.size):
+        errors += np.abs(actual[j] - np.array([carry(actual[:j]), season_only(actual[:j])]))
+    return {
+        "season": season_only(actual),
+        "repeat": rate * float(actual[-lag]) if actual.size else 0.0,
+        "repeat_leader": season_only(actual) if errors[1] < errors[0] else carry(actual),
+    }
 
 
 def candidates(actual: np.ndarray) -> dict[str, float]:
@@ -103,6 +143,7 @@ def leader(actual: np.ndarray, steps: int = 12) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     from llmrnn import guard
+    from llmrnn.forecasting import season_length
     from llmrnn.recurrence import RECORD_STEPS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -117,6 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         "record's newest 64 at most; the guard still learns from the steps alone)",
     )
     parser.add_argument("--late", action="store_true", help="the LATE series too")
+    parser.add_argument(
+        "--nobase", action="store_true", help="no base: the anchor is the last value"
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     sets = {"dev": benchmark_series.DEV, "held-out": benchmark_series.HELD_OUT}
@@ -128,7 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         for name in names:
             y, _, _ = benchmark_series.load(name)
             seen = min(args.evidence, max(0, len(y) - args.steps - 12))
-            both = actual_corrections(y, args.steps + seen)
+            both = actual_corrections(y, args.steps + seen, args.nobase)
+            season = season_length(y.index)
             earlier, actual = both[:seen], both[seen:]
             changes = last_changes(y, args.steps)
             policies: dict[str, list[float]] = {}
@@ -138,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
                     policies.setdefault(key, []).append(value)
                 policies.setdefault("leader", []).append(leader(past))
                 policies.setdefault("lag", []).append(lag(actual[:i], changes[: i + 1]))
+                for key, value in seasonal(past, season).items():
+                    policies.setdefault(key, []).append(value)
             base = np.abs(actual[-args.scored :]).mean()
             row = {"set": set_name, "series": name}
             for key, said in policies.items():

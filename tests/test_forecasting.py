@@ -189,6 +189,28 @@ def test_infinite_values_rejected_with_advice(y30):
         LLMRNNForecaster(fit_steps=1).fit(bad)
 
 
+def test_fit_without_a_base_reads_the_changes_before_its_steps(airline):
+    """Without a base, fit puts the changes before its steps into the record with no model
+    call: the facts of the first step read a season of them; the guard does not."""
+    from llmrnn.tasks import repeat_lag
+
+    y = airline[:84]
+    f = LLMRNNForecaster(window=12, fit_steps=1, memory_words=60, base_forecaster=None)
+    f.fit(y)
+    trace, record = f.get_trace(), f._single.state.record
+    assert len(trace) == 1 and (trace["calls"] == 5).all()  # one step, every phase
+    assert len(record) == 64 and sum(np.isnan(item[0]) for item in record) == 63
+    changes = np.diff(y.to_numpy(dtype=float))[-64:]
+    np.testing.assert_allclose([item[1] for item in record], changes)
+    lag, rate = repeat_lag(changes, 12)
+    assert lag == 12  # airline's changes come back a year later
+    facts = f._single.task.facts(record)
+    assert "came back 12 steps later (one season) over 64 steps" in facts
+    assert facts.endswith(f"expect a change of about {rate * changes[-12] / f.scale_:+.1f}")
+    assert trace["weight"].iloc[0] == 0.0  # the guard has no answered step yet
+    assert f.memory_.splitlines()[-1].startswith("Rules: Next time, expect a change of about")
+
+
 def test_base_forecaster_is_corrected_by_the_real_model(y30):
     from sktime.forecasting.naive import NaiveForecaster
 

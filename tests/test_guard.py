@@ -166,6 +166,38 @@ def test_facts_suggest_part_of_the_last_error_only_where_errors_persisted():
     assert "does not show" in flipped and flipped.rstrip().endswith("+0.0")
 
 
+def test_repeat_lag_finds_changes_that_come_back_a_season_later():
+    """Without a base the corrections are the series' changes: a monthly season repeats them
+    12 steps later, which the last change alone does not show."""
+    from llmrnn.tasks import carry_over, repeat_lag
+
+    rng = np.random.default_rng(1)
+    pattern = np.array([3.0, -1.0, 4.0, -6.0, 2.0, 5.0, -3.0, -4.0, 6.0, -2.0, 1.0, -5.0])
+    changes = np.tile(pattern, 4) + rng.normal(scale=0.3, size=48)
+    lag, rate = repeat_lag(changes, 12)
+    assert lag == 12 and 0.8 < rate <= 1.0  # suggests most of the change a season before
+    assert repeat_lag(changes, 1) == (1, carry_over(changes))  # no season: the last change
+    assert repeat_lag(changes[:12], 12) == (1, carry_over(changes[:12]))  # not a season yet
+    persistent = np.cumsum(rng.normal(size=48)) * 0.2 + 2.0  # errors that persist, no season
+    assert repeat_lag(persistent, 4)[0] == 1
+
+
+def test_facts_without_a_base_suggest_the_change_of_a_season_before():
+    from llmrnn.tasks import ForecastTask
+
+    task = ForecastTask(scale=1.0, season=4)
+    record = tuple((float("nan"), a) for a in [5.0, -1.0, -3.0, 1.0] * 4)
+    facts = task.facts(record)
+    assert "came back 4 steps later (one season) over 16 steps" in facts
+    assert "your" not in facts  # nothing of the model's own yet: only witnessed points
+    suggested = float(facts.rsplit("about", 1)[1])
+    assert 3.0 < suggested <= 5.0  # most of +5.0, the change a season before the next one
+    stepped = task.facts((*record, (2.0, 4.5)))
+    assert "- your changes: +2.0\n- your change beat no change at 1 of 1 steps" in stepped
+    based = ForecastTask(scale=1.0, season=4, based=True)  # Theta models the season: lag 1
+    assert "came back" not in based.facts(tuple((0.0, a) for _, a in record))
+
+
 def test_one_lucky_correction_among_neutral_answers_earns_no_trust():
     """cpi on the 1.5B model: +0.0 at 12 steps, then one correction that came true twice over.
 

@@ -28,7 +28,8 @@ def test_one_real_step_predicts_reflects_and_rewrites_every_section(default_mode
     assert record.cached_tokens > 0
     assert list(mem.parse_sections(state.memory)) == list(mem.SECTIONS)
     assert len(state.memory.split()) <= 40
-    assert state.record == (task.record_item(record.raw_answer, y[:-1], np.array([y[-1]])),)
+    item = task.record_item(record.raw_answer, y[:-1], np.array([y[-1]]))
+    np.testing.assert_equal(state.record, (item,))  # (the code's reading: NaN, no Rules yet)
 
 
 def test_judge_feedback_never_shows_the_truth():
@@ -209,9 +210,66 @@ def test_a_witnessed_row_is_evidence_for_the_facts_not_an_answer():
     assert "true labels of all 7 rows so far: down 43%, up 57%" in facts
     assert f"right at {int(record.error == 0)} of the last 1 rows" in facts
     assert facts.count("right ") == 3  # the one answer's hit rate, the last 1 rows, the rule
-    forecast = ForecastTask.from_series(np.arange(9.0))
-    forecasts = Recurrence(ScriptedBackend(), forecast, LoopConfig(memory_words=30))
-    assert forecasts.witness(state, np.arange(5.0), 6.0) is state
+    based = ForecastTask.from_series(np.arange(9.0), based=True)
+    forecasts = Recurrence(ScriptedBackend(), based, LoopConfig(memory_words=30))
+    assert forecasts.witness(state, np.arange(5.0), 6.0) is state  # its errors need the base
+
+
+def test_a_witnessed_point_is_evidence_for_the_facts_not_for_the_guard():
+    """Without a base a point before fit_steps enters the record as (NaN, its change): the
+    facts (and the bounds) read it; the guard's weight and the intervals do not."""
+    from tests._scripted import ScriptedBackend
+
+    task = ForecastTask.from_series(np.arange(30.0), season=4)
+    loop = Recurrence(ScriptedBackend(), task, LoopConfig(memory_words=30))
+    state = State()
+    values = np.cumsum([5.0, -1.0, -3.0, 1.0] * 5)
+    for t in range(1, 16):
+        state = loop.witness(state, values[max(0, t - 6) : t], values[t])
+    assert state.steps == 0 and state.memory == State().memory and len(state.record) == 15
+    assert all(np.isnan(item[0]) for item in state.record)
+    assert [item[1] for item in state.record][:4] == [-1.0, -3.0, 1.0, 5.0]
+    assert task.residuals(state.record).size == 0  # no forecast made: no error to widen by
+    answered = ((1.0, 1.2), (0.5, 0.4), (1.0, 0.9), (-1.0, -1.1))
+    for c in (0.8, -0.5):
+        alone = task.settle(np.array([c]), values[-6:], answered)[1]
+        assert task.settle(np.array([c]), values[-6:], (*state.record, *answered))[1] == alone
+    assert alone > 0  # the guard's weight comes from the answered steps, as before
+    assert "came back 4 steps later" in task.facts(state.record)
+
+
+def test_without_a_base_the_code_reads_the_rules_number_until_the_model_reads_it_better():
+    """co2, 1.5B model, no base: it answered -0.18 under Rules of +0.18, and the like, at 10
+    of 16 steps, the Rules the closer at 9. The code reads the Rules' number too, and answers
+    unless the model's corrections were the closer more often where the two differed."""
+    task = ForecastTask(scale=1.0, season=4)
+    nan = float("nan")
+    past = tuple((nan, a, nan, nan) for a in [5.0, -1.0, -3.0, 1.0] * 4)
+    rule = task.suggested_rule(past)
+    reading = float(rule)
+    assert reading > 3.5  # most of the +5.0 a season before
+    rules = f"Next time, expect a change of about {rule}."
+    window = np.cumsum([5.0, -1.0, -3.0, 1.0, 5.0, -1.0, -3.0, 1.0])
+    truth = window[-1] + 5.0
+    # nothing to judge the model's reading by: the code's answers (a tie), later changes move
+    changes, _, fault = task.read_rules(np.cumsum([-reading, 2.0]), past, rules)
+    np.testing.assert_allclose(changes, [reading, reading + 2.0])
+    assert "the Rules read by code: " + rule in fault and "closer 0 times, the code's 0" in fault
+    item = task.record_item(np.array([-reading]), window, truth, past, rules)
+    np.testing.assert_allclose(item, (reading, 5.0, -reading, reading))  # used, actual, model's
+    assert task.settle(np.array([-reading]), window, past, rules)[2] == fault
+    # Rules that do not state the facts' number are not read; neither are a based task's
+    for other in ("Next time, expect a change of about +1.0.", ""):
+        assert np.isnan(task.read_rules(np.array([-reading]), past, other)[1])
+    based = ForecastTask(scale=1.0, season=4, based=True)
+    assert np.isnan(based.read_rules(np.array([-1.0]), ((0.0, 1.0),) * 5, rules)[1])
+    # the model's answers closer more often where the two differed: its answer stands
+    won = past + ((2.0, 2.1, 2.0, -1.0), (1.0, 0.9, 1.0, 3.0), (0.5, 0.0, 0.6, 0.5))
+    rules = f"Next time, expect a change of about {task.suggested_rule(won)}."
+    changes, read, fault = task.read_rules(np.array([-1.0]), won, rules)
+    assert changes[0] == -1.0 and fault == "" and read == float(task.suggested_rule(won))
+    item = task.record_item(np.array([-1.0]), window, truth, won, rules)
+    assert item[0] == item[2] == -1.0  # the guard weighs the correction the forecast used
 
 
 def test_a_rewrite_that_changes_the_facts_rule_gets_the_rule_back():
@@ -238,4 +296,29 @@ def test_a_rewrite_that_changes_the_facts_rule_gets_the_rule_back():
         else:
             assert line == f"Rules: Answer {rule}"
             assert "Rules line did not state the facts' rule ('down when x0" in record.fault
-    assert ForecastTask.from_series(np.arange(9.0)).suggested_rule(((0.1, 0.2),) * 5) is None
+    based = ForecastTask.from_series(np.arange(9.0), based=True)
+    assert based.suggested_rule(((0.1, 0.2),) * 5) is None  # the model's number stands
+
+
+def test_without_a_base_the_rules_line_gets_the_facts_number_back():
+    """co2, 1.5B model, no base: the Rules line kept an old number or flipped the facts' sign
+    at 4 of 16 steps, and the answers followed; without a base it must state that number."""
+    from llmrnn.tasks import repeat_lag
+    from tests._scripted import ScriptedBackend
+
+    task = ForecastTask(scale=1.0, season=4)
+    past = tuple((float("nan"), a) for a in [5.0, -1.0, -3.0, 1.0] * 4)
+    window = np.cumsum([5.0, -1.0, -3.0, 1.0, 5.0, -1.0])
+    lag, rate = repeat_lag([*(a for _, a in past), 5.0], 4)  # the step's change: +5.0
+    assert lag == 4 and 0.7 < rate <= 1.0
+    config = LoopConfig(memory_words=60)
+    for written, kept in ((" +0.8", False), (" -0.8", True), (" -4.0", False)):
+        # predict, reflect, then the Patterns, Mistakes and Rules lines
+        backend = ScriptedBackend(["+4.0", " it rose.", " a season.", " too low.", written])
+        state, record = Recurrence(backend, task, config).step(State(record=past), window, 11.0)
+        rule = task.suggested_rule(state.record)
+        assert rule == f"{-rate:+.1f}" == "-0.8"  # most of the -1.0 a season before the next
+        assert task.facts(state.record).endswith(f"expect a change of about {rule}")
+        line = state.memory.splitlines()[-1]
+        assert line.rstrip(".") == f"Rules: Next time, expect a change of about {rule}"
+        assert ("Rules line did not state the facts' rule" in record.fault) is not kept

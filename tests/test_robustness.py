@@ -72,7 +72,12 @@ def test_empty_reflection_and_empty_rewrite_keep_outcome_and_memory(monkeypatch,
     record = f.get_trace().iloc[0]
     assert "empty reflection" in record["fault"] and "memory rewrite lost" in record["fault"]
     assert record["feedback"].startswith("the actual change was")
-    assert f.memory_ == initial_memory("Rises in summer.")
+    kept = initial_memory("Rises in summer.").splitlines()
+    assert f.memory_.splitlines()[:-1] == kept[:-1]  # Patterns and Mistakes kept as they were
+    # without a base the Rules line must state the facts' number: it gets it, recorded
+    rule = f._single.task.suggested_rule(f._single.state.record)
+    assert f.memory_.splitlines()[-1] == f"Rules: Next time, expect a change of about {rule}"
+    assert "Rules line did not state the facts' rule ('')" in record["fault"]
 
 
 def test_rewrite_over_budget_is_cut(monkeypatch, y20):

@@ -18,7 +18,7 @@ from ._progress import progress_bar
 from ._tracks import Observer, Track, advance, regular_times, split_panel
 from .context import check_calendar, check_exog
 from .memory import initial_memory
-from .recurrence import Recurrence, State
+from .recurrence import RECORD_STEPS, Recurrence, State
 from .tasks import ForecastTask
 from .trace import effect_frame, trace_frame
 
@@ -144,7 +144,9 @@ class LLMRNNForecaster(BaseForecaster):
         context size. Oldest history entries, then oldest window values, are dropped to fit.
     fit_steps : int or None, default=None
         How many of the last training points run the recurrence in ``fit`` (None: every point
-        after the first). Earlier points only serve as context.
+        after the first). Earlier points serve as context; without a base, their changes (up
+        to 64) also enter the record with no model call, so the facts of the first step can
+        find changes that come back a season later (``tasks.repeat_lag``).
     initial_memory : str or None, default=None
         Memory before the first step (None: a neutral "Nothing learned yet.").
     task_description : str or None, default=None
@@ -472,12 +474,26 @@ class LLMRNNForecaster(BaseForecaster):
                 based=self.base_forecaster is not None,
                 weight=weight,
                 X=exog,
+                season=season_length(series.index),
             )
-            tracks[key] = Track(task, initial, initial, (), series.copy(), exog)
+            track = Track(task, initial, initial, (), series.copy(), exog)
             start = 1 if self.fit_steps is None else max(1, len(series) - self.fit_steps)
+            tracks[key] = self._witness(track, start)
             positions[key] = range(start, len(series))
         self._commit(self._advance(tracks, positions, "fit"))
         return self
+
+    def _witness(self, track: Track, start: int) -> Track:
+        """The points before ``fit_steps`` into the record as evidence, with no model call
+        (the newest ``RECORD_STEPS``, all the record keeps): without a base, their actual
+        corrections are the series' changes, which the facts read (``tasks.repeat_lag``)."""
+        if track.task.based or start <= 1:
+            return track
+        loop, state, observer = self._loop(track), track.state, self._observer()
+        for t in range(max(1, start - RECORD_STEPS), start):
+            observation = observer.observe(track.series, t, 1, track.exog)
+            state = loop.witness(state, observation, track.series.iloc[t])
+        return replace(track, state=state)
 
     def _named_cutoff(self) -> Any:
         """sktime's cutoff, with the series' frequency where sktime has none (sktime takes it

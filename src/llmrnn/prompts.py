@@ -60,6 +60,8 @@ __all__ = [
     "FORECAST_FACTS",
     "FORECAST_CARRIED",
     "FORECAST_NOT_CARRIED",
+    "FORECAST_REPEATED",
+    "FORECAST_WITNESSED",
     "LABEL_CHECK",
     "LABEL_CHECK_ANSWER",
     "LABEL_FACTS",
@@ -279,6 +281,17 @@ FORECAST_CARRIED = (
 FORECAST_NOT_CARRIED = (
     "over {steps} steps, the record does not show an actual {what} carrying over into the "
     "next one: it cannot be foreseen from the last one"
+)
+#: The same line when the record's changes come back a season later (``tasks.repeat_lag``):
+#: no base, the anchor is the last value, and the season is in its changes.
+FORECAST_REPEATED = (
+    "about {rate}% of each actual {what} came back {lag} steps later (one season) over {steps} "
+    "steps, and the actual {what} {lag} steps before the next one was {then}"
+)
+#: The facts before the model's first answer, when the record holds only the points before
+#: ``fit_steps`` (witnessed: ``ForecastTask.witness_item``), so there is nothing of its own.
+FORECAST_WITNESSED = (
+    "- actual {what}s: {actual}\n- {carried}, so the rule to keep is: {rule} {suggest}"
 )
 
 #: The facts of a classification record (``LabelTask.facts``).

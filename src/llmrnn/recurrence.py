@@ -442,9 +442,10 @@ class Recurrence:
 
         A backend with ``complete_many`` generates the samples side by side; an unreadable
         sample is drawn again alone, like any unreadable answer (retry, then the fallback).
-        Every sample passes through the task's guard with the same record.
+        Every sample passes through the task's guard with the same record and Rules.
         """
         msgs, _, observation = self.messages(state, observation, horizon)
+        rules = self._rules(state)
         prompt = self.backend.render(msgs)
         temperature = max(self.config.temperature, SAMPLE_TEMPERATURE)
         seeds = [self.config.seed + i for i in range(n)]
@@ -477,7 +478,7 @@ class Recurrence:
                     seed=again,
                     memory=state.memory,
                 )[0]
-            draws.append(self.task.settle(value, observation, state.record)[0])
+            draws.append(self.task.settle(value, observation, state.record, rules)[0])
         return np.asarray(draws, dtype=float)
 
     def _text_gen(
@@ -753,7 +754,10 @@ class Recurrence:
             said += f" (check: {' '.join(check.text.split())})"
         record = state.record
         if truth is not None:
-            record = state.recorded(self.task.record_item(answer, observation, truth, state.record))
+            item = self.task.record_item(
+                answer, observation, truth, state.record, self._rules(state)
+            )
+            record = state.recorded(item)
         outcome = self.task.outcome(answer, truth, observation) if truth is not None else ""
 
         # 2. reflect on the error (truth) or judge the answer (no truth)

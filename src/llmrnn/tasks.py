@@ -28,6 +28,7 @@ __all__ = [
     "LabelTask",
     "FACT_STEPS",
     "carry_over",
+    "repeat_lag",
     "one_feature_rule",
     "answer_by_rule",
 ]
@@ -52,6 +53,45 @@ def carry_over(actual: Sequence[float]) -> float:
     """
     actual = np.asarray(actual, dtype=float)
     return guard.weight(list(zip(actual[:-1], actual[1:])))
+
+
+def repeat_lag(actual: Sequence[float], season: int = 1) -> tuple[int, float]:
+    """Which earlier actual correction the next one repeats, and how much of it.
+
+    Parameters
+    ----------
+    actual : sequence of float
+        The record's actual corrections (truth minus anchor), oldest first.
+    season : int, default=1
+        The series' season length (``forecasting.season_length``); 1 for none.
+
+    Returns
+    -------
+    (int, float)
+        ``(1, carry_over(actual))`` unless ``season > 1`` and the same slope one season back
+        (``guard.weight`` of each actual correction on the one ``season`` steps before it)
+        explains more of the record: ``slope**2 * sum(x**2)`` over its regressors, the sum of
+        squares the slope accounts for, larger than lag 1's; then ``(season, that slope)``.
+        The facts suggest ``rate * actual[-lag]``. Used without a base (the anchor is the
+        last value, so the corrections are the series' changes, whose season a base would
+        otherwise model): chosen by ``benchmarks/rule_probe.py --nobase`` on the dev series
+        over carrying the last change alone (``benchmarks/results/rule_probe.md``).
+    """
+    actual = np.asarray(actual, dtype=float)
+    rate = carry_over(actual)
+    if season <= 1 or actual.size <= season:
+        return 1, rate
+    seasonal = guard.weight(list(zip(actual[:-season], actual[season:])))
+    explained = rate * rate * float(np.sum(actual[:-1] ** 2))
+    if seasonal * seasonal * float(np.sum(actual[:-season] ** 2)) > explained:
+        return season, seasonal
+    return 1, rate
+
+
+def _answered(record: Sequence[tuple]) -> list[tuple[float, float]]:
+    """(the correction the forecast used, the actual one) at the record's answered steps (a
+    witnessed point's correction is NaN): what the guard weighs."""
+    return [(item[0], item[1]) for item in record if item[0] == item[0]]
 
 
 class Task(Protocol):
@@ -124,9 +164,11 @@ class Task(Protocol):
         """The answer as the model wrote it (model units), for the reflection."""
         ...
 
-    def record_item(self, answer: Any, observation: Any, truth: Any, record: tuple = ()) -> tuple:
+    def record_item(
+        self, answer: Any, observation: Any, truth: Any, record: tuple = (), rules: str = ""
+    ) -> tuple:
         """What the record keeps of one step with its truth (the input of ``settle``/``facts``);
-        ``record`` is the record before the step, as ``settle`` saw it."""
+        ``record`` and ``rules`` are those ``settle`` saw at the step."""
         ...
 
     def witness_item(self, observation: Any, truth: Any) -> tuple | None:
@@ -256,6 +298,9 @@ class ForecastTask:
     exog_scales : tuple of (float or None)
         One per exogenous column: the scale its numbers are written at (``choose_scale`` of
         the column in ``fit``), or None for a text or categorical column.
+    season : int
+        The series' season length (``forecasting.season_length``; 1 for none): without a
+        base, the facts look for changes that come back a season later (:func:`repeat_lag`).
     """
 
     scale: float = 1.0
@@ -264,6 +309,7 @@ class ForecastTask:
     based: bool = False
     weight: float | None = None
     exog_scales: tuple[float | None, ...] = ()
+    season: int = 1
     choices = None
 
     @property
@@ -281,6 +327,7 @@ class ForecastTask:
         based: bool = False,
         weight: float | None = None,
         X: Any = None,
+        season: int = 1,
     ) -> ForecastTask:
         """Choose the scales from the training series ``y`` (its changes, for "change") and
         from each numeric column of the exogenous ``X`` (a DataFrame), if any."""
@@ -294,7 +341,8 @@ class ForecastTask:
             values = X[column]
             numeric = values.dtype.kind in "biuf"
             exog.append(choose_scale(values.to_numpy(dtype=float), 100.0) if numeric else None)
-        return cls(scale, answer, description or cls.description, based, weight, tuple(exog))
+        description = description or cls.description
+        return cls(scale, answer, description, based, weight, tuple(exog), int(season))
 
     @property
     def values(self) -> NumberFormat:
@@ -423,7 +471,7 @@ class ForecastTask:
         window, _, _ = _parts(observation)
         moves = guard.largest_moves(window, horizon)
         if record:
-            seen = max(abs(a) for _, a in record)
+            seen = max(abs(item[1]) for item in record)
             moves = np.maximum(moves, seen * np.sqrt(np.arange(1, horizon + 1)))
         return moves
 
@@ -432,23 +480,73 @@ class ForecastTask:
     ) -> tuple[np.ndarray, float, str]:
         """``anchor + w * bounded correction``, w learned from the record unless fixed.
 
-        ``rules`` is not read: the Rules line holds a number the prediction copies, and the
-        weight already says how far the model's corrections are trusted."""
-        corrections = self.corrections(answer, observation)
+        Without a base, ``rules`` (the Rules section of the memory the answer was given with)
+        is read by code too, as the classifier's are (``docs/decisions.md``, "The code reads
+        the Rules too"): when it states the facts' number (``suggested_rule``, which the
+        rewrite keeps there), that number is the first correction unless the model's answers
+        were closer to the truth than it more often where the two differed on earlier steps
+        (:meth:`read_rules`). With a base the Rules hold the model's own number, not read."""
+        corrections, _, fault = self.read_rules(
+            self.corrections(answer, observation), record, rules
+        )
         horizon = corrections.size
         bounded, cut = guard.bound(corrections, self.limits(observation, horizon, record))
         if self.weight is None:
-            w = guard.next_weight(record, bounded[0])
+            w = guard.next_weight(_answered(record), bounded[0])
         else:
             w = float(self.weight)
         prediction = self.anchors(observation, horizon) + w * bounded
-        fault = ""
         if cut:
-            fault = (
-                f"correction {self.changes.render(corrections[0])} beyond any move seen: "
-                f"bounded to {self.changes.render(bounded[0])}"
+            fault = "; ".join(
+                f
+                for f in (
+                    fault,
+                    f"correction {self.changes.render(corrections[0])} beyond any move seen: "
+                    f"bounded to {self.changes.render(bounded[0])}",
+                )
+                if f
             )
         return prediction, w, fault
+
+    def read_rules(
+        self, corrections: np.ndarray, record: tuple, rules: str = ""
+    ) -> tuple[np.ndarray, float, str]:
+        """The corrections, with the code's reading of the Rules as the first when it answers.
+
+        Without a base, when ``rules`` states the facts' number (``suggested_rule``), the code
+        reads that number; it answers unless, at the record's earlier steps where the model's
+        correction and the code's reading differed, the model's was the closer to the actual
+        correction more often (the code's on a tie: the model must show it reads its Rules
+        better first). The 1.5B model answered -0.18 under Rules that said +0.18, and the like
+        at 10 of co2's 16 steps, the Rules the closer at 9 (``docs/decisions.md``).
+
+        Returns
+        -------
+        (np.ndarray, float, str)
+            The corrections (a change answer's later ones moved with its first, a value
+            answer's kept), the code's reading in data units (NaN when there is none) and a
+            fault naming a replacement ("" when the model's answer stands).
+        """
+        rule = self.suggested_rule(record) if rules else None
+        if rule is None or not mem.states(rules, f"{self.words['rule']} {rule}"):
+            return corrections, float("nan"), ""
+        reading = float(self.changes.parse(rule, 1)[0])
+        said = float(corrections[0])
+        read = [item for item in record if len(item) > 3 and item[3] == item[3]]
+        won = sum(abs(a - c) < abs(a - r) for _, a, c, r in read)
+        lost = sum(abs(a - r) < abs(a - c) for _, a, c, r in read)
+        if won > lost or said == reading:
+            return corrections, reading, ""
+        if self.answer == "change":
+            corrections = corrections + (reading - said)
+        else:
+            corrections = np.concatenate([[reading], corrections[1:]])
+        fault = (
+            f"the Rules read by code: {self.changes.render(reading)}, not the model's "
+            f"{self.changes.render(said)} (where the two differed, the model's was closer "
+            f"{won} times, the code's {lost})"
+        )
+        return corrections, reading, fault
 
     def rule_grammar(self) -> str:
         """The Rules line ends with one signed number: which way to correct, and how much."""
@@ -461,7 +559,7 @@ class ForecastTask:
     def residuals(self, record: tuple) -> np.ndarray:
         """The forecast's own one-step errors over the record (actual minus forecast), each
         with the weight the guard had at that step: what intervals widen by."""
-        items = np.asarray(record, dtype=float).reshape(-1, 2)
+        items = np.asarray(_answered(record), dtype=float).reshape(-1, 2)
         if self.weight is None:
             weights = guard.weights(items)
         else:
@@ -473,45 +571,85 @@ class ForecastTask:
         return ", ".join(f"{v:+.6g}" if fmt.signed else f"{v:.6g}" for v in np.atleast_1d(answer))
 
     def record_item(
-        self, answer: np.ndarray, observation: Any, truth: Any, record: tuple = ()
-    ) -> tuple[float, float]:
-        """(the model's one-step correction, bounded as ``settle`` bounded it with the same
-        ``record``; the actual correction), data units: the guard's weights replay exactly."""
-        correction = self.corrections(answer, observation)[:1]
-        bounded, _ = guard.bound(correction, self.limits(observation, 1, record))
+        self, answer: np.ndarray, observation: Any, truth: Any, record: tuple = (), rules: str = ""
+    ) -> tuple[float, ...]:
+        """(the one-step correction the forecast used, bounded as ``settle`` bounded it with
+        the same ``record`` and ``rules``; the actual correction), data units: the guard's
+        weights replay exactly. Without a base two more: the model's own correction and the
+        code's reading of the Rules (NaN when none), both bounded, which decide who answers
+        next (:meth:`read_rules`)."""
+        limits = self.limits(observation, 1, record)
+        said = self.corrections(answer, observation)[:1]
         actual = float(np.atleast_1d(truth)[0]) - float(self.anchors(observation, 1)[0])
-        return (float(bounded[0]), actual)
+        if self.based:
+            return (float(guard.bound(said, limits)[0][0]), actual)
+        used, reading, _ = self.read_rules(said, record, rules)
+        used, said, reading = (float(guard.bound(x, limits)[0][0]) for x in (used, said, [reading]))
+        return (used, actual, said, reading)
 
-    def witness_item(self, observation: Any, truth: Any) -> None:
-        """None: a forecast's record pairs the model's correction with the actual one, and
-        the guard learns its weight from both; a point not stepped has no correction."""
-        return None
+    def witness_item(self, observation: Any, truth: Any) -> tuple[float, float] | None:
+        """A point before ``fit_steps``, without a base: ``(NaN, truth minus the last value)``.
+
+        Its actual correction is the series' own change, known with no model call; the facts
+        read it (:func:`repeat_lag` needs a season of them), the guard and the intervals do
+        not (no answer, no forecast). None with a base: its errors before the steps would need
+        the base refitted at every point, and a replay found no gain on held-out series
+        (``benchmarks/results/rule_probe.md``, "The base's errors before the steps").
+        """
+        if self.based:
+            return None
+        actual = float(np.atleast_1d(truth)[0]) - float(self.anchors(observation, 1)[0])
+        return (float("nan"), actual, float("nan"), float("nan"))
 
     def facts(self, record: tuple) -> str:
         recent = record[-FACT_STEPS:]
         if not recent:
             return ""
         fmt = self.changes
-        yours = np.array([c for c, _ in recent])
-        actual = np.array([a for _, a in recent])
+        actual = np.array([item[1] for item in recent])
         what = self.words["correction"]
-        rate = carry_over([a for _, a in record])
-        carried = prompts.FORECAST_CARRIED if rate > 0 else prompts.FORECAST_NOT_CARRIED
+        every = [item[1] for item in record]
+        lag, rate = self._repeat(record)
+        if lag > 1:
+            carried = prompts.FORECAST_REPEATED.format(
+                what=what, rate=round(100 * rate), lag=lag, steps=len(record),
+                then=fmt.render(every[-lag]),
+            )  # fmt: skip
+        else:
+            carried = prompts.FORECAST_CARRIED if rate > 0 else prompts.FORECAST_NOT_CARRIED
+            carried = carried.format(what=what, rate=round(100 * rate), steps=len(record))
+        words = {"what": what, "actual": fmt.render_many(actual), "carried": carried}
+        words.update(rule=self.words["rule"], suggest=fmt.render(rate * every[-lag]))
+        # the model's own corrections (without a base the forecast may have used the Rules')
+        mine = [item for item in recent if item[0] == item[0]]
+        if not mine:
+            return prompts.FORECAST_WITNESSED.format(**words)
+        yours = np.array([item[2] if len(item) > 2 else item[0] for item in mine])
+        theirs = np.array([item[1] for item in mine])
         return prompts.FORECAST_FACTS.format(
-            what=what,
-            actual=fmt.render_many(actual),
             yours=fmt.render_many(yours),
             neutral=self.words["neutral"],
-            helped=int(np.sum(np.abs(actual - yours) < np.abs(actual))),
-            steps=len(recent),
-            carried=carried.format(what=what, rate=round(100 * rate), steps=len(record)),
-            rule=self.words["rule"],
-            suggest=fmt.render(rate * actual[-1]),
+            helped=int(np.sum(np.abs(theirs - yours) < np.abs(theirs))),
+            steps=len(mine),
+            **words,
         )
 
-    def suggested_rule(self, record: tuple) -> None:
-        """None: the Rules line's number is the model's (the grammar keeps it a number)."""
-        return None
+    def _repeat(self, record: tuple) -> tuple[int, float]:
+        """:func:`repeat_lag` of the record's actual corrections (no season with a base)."""
+        return repeat_lag([item[1] for item in record], 1 if self.based else self.season)
+
+    def suggested_rule(self, record: tuple) -> str | None:
+        """Without a base, the number the facts end with, which the Rules line must state.
+
+        The 1.5B model's Rules line copied the facts' number at 12 of co2's 16 steps; at the
+        others it kept an old number or flipped its sign, and its answers followed. With a
+        base the number stays the model's (the grammar keeps it a number): its runs were
+        measured that way, and it copied the suggestion there (``docs/decisions.md``).
+        """
+        if self.based or not record:
+            return None
+        lag, rate = self._repeat(record)
+        return self.changes.render(rate * record[-lag][1])
 
     def render_prediction(self, prediction: np.ndarray) -> str:
         return self.values.render_many(np.atleast_1d(prediction))
@@ -853,10 +991,11 @@ class LabelTask:
         return None
 
     def record_item(
-        self, answer: int, observation, truth: int, record: tuple = ()
+        self, answer: int, observation, truth: int, record: tuple = (), rules: str = ""
     ) -> tuple[int, int, str, tuple, int | None]:
         """(label answered, true label, the row in short, its values, the label the record's
-        rule gave the row read by code); labels by position."""
+        rule gave the row read by code); labels by position. ``rules`` is not needed: the
+        code's reading is the record's rule, kept for every row."""
         values = tuple(v.item() if isinstance(v, np.generic) else v for v in observation)
         reading = self.rule_label(record, values)
         return (int(answer), int(truth), self.summary(observation), values, reading)
