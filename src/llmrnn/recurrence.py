@@ -694,7 +694,7 @@ class Recurrence:
 
         The row enters the record as evidence (``Task.witness_item``), which the facts of
         later steps count; the memory, the entries and the step count stay as they were. A
-        task whose record has no use for it (forecasts) leaves the state unchanged.
+        task whose record has no use for it (forecasts with a base) leaves the state unchanged.
         """
         item = self.task.witness_item(observation, truth)
         if item is None:

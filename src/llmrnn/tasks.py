@@ -587,8 +587,8 @@ class ForecastTask:
         used, said, reading = (float(guard.bound(x, limits)[0][0]) for x in (used, said, [reading]))
         return (used, actual, said, reading)
 
-    def witness_item(self, observation: Any, truth: Any) -> tuple[float, float] | None:
-        """A point before ``fit_steps``, without a base: ``(NaN, truth minus the last value)``.
+    def witness_item(self, observation: Any, truth: Any) -> tuple[float, ...] | None:
+        """A point before ``fit_steps``, without a base: ``(NaN, its change, NaN, NaN)``.
 
         Its actual correction is the series' own change, known with no model call; the facts
         read it (:func:`repeat_lag` needs a season of them), the guard and the intervals do
