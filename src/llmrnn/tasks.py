@@ -497,15 +497,11 @@ class ForecastTask:
             w = float(self.weight)
         prediction = self.anchors(observation, horizon) + w * bounded
         if cut:
-            fault = "; ".join(
-                f
-                for f in (
-                    fault,
-                    f"correction {self.changes.render(corrections[0])} beyond any move seen: "
-                    f"bounded to {self.changes.render(bounded[0])}",
-                )
-                if f
+            cut_fault = (
+                f"correction {self.changes.render(corrections[0])} beyond any move seen: "
+                f"bounded to {self.changes.render(bounded[0])}"
             )
+            fault = f"{fault}; {cut_fault}" if fault else cut_fault
         return prediction, w, fault
 
     def read_rules(
