@@ -35,6 +35,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -375,17 +376,9 @@ def rules_read_record(run: dict) -> list[tuple[float, ...]]:
     Rules of the memory before it and the record before it, the points before ``fit_steps``
     witnessed as ``fit`` witnesses them.
     """
-    from llmrnn.forecasting import season_length
     from llmrnn.memory import initial_memory, rules_of
-    from llmrnn.tasks import ForecastTask
 
-    y = benchmark_series.load(run["series"])[0]
-    train = y.iloc[: -run["origins"]]
-    task = ForecastTask.from_series(train.to_numpy(dtype=float), season=season_length(y.index))
-    changes = np.diff(y.to_numpy(dtype=float))  # changes[t - 1]: the change at point t
-    start = len(train) - run["fit_steps"]
-    nan = float("nan")
-    record: tuple = tuple((nan, changes[t - 1], nan, nan) for t in range(max(1, start - 64), start))
+    task, record = witnessed(run)
     out = []
     memories = [initial_memory(None), *run["memories"][:-1]]
     for (_, actual), answer, memory, limit in zip(
@@ -397,6 +390,57 @@ def rules_read_record(run: dict) -> list[tuple[float, ...]]:
         item += (float(np.clip(said[0], -limit, limit)), float(np.clip(reading, -limit, limit)))
         out.append(item)
         record = (*record, item)[-64:]
+    return out
+
+
+def witnessed(run: dict) -> tuple[Any, tuple]:
+    """A run without a base: its task, and the record ``fit`` put together before its steps.
+
+    The points before ``fit_steps`` (the newest ``RECORD_STEPS``) go through
+    ``ForecastTask.witness_item`` with the window the forecaster observes, as ``fit`` does:
+    ``(NaN, change, NaN, the code's suggestion)`` each, no model call.
+    """
+    from llmrnn.forecasting import season_length
+    from llmrnn.recurrence import RECORD_STEPS
+    from llmrnn.tasks import ForecastTask
+
+    y = benchmark_series.load(run["series"])[0]
+    train = y.iloc[: -run["origins"]]
+    values = train.to_numpy(dtype=float)
+    task = ForecastTask.from_series(values, season=season_length(y.index))
+    start = len(train) - run["fit_steps"]
+    record: tuple = ()
+    for t in range(max(1, start - RECORD_STEPS), start):
+        item = task.witness_item(values[max(0, t - WINDOW) : t], values[t], record)
+        record = (*record, item)[-RECORD_STEPS:]
+    return task, record
+
+
+def guard_priors(run: dict, steps: int) -> list[list[tuple[float, float]]]:
+    """The guard's prior at each of a run's first ``steps`` steps (``tasks._prior`` of the
+    record then): the code's suggestions on the points ``fit`` witnessed, against the changes
+    that came, as many as the record (the newest ``RECORD_STEPS`` items) still held. Empty
+    with a base, and for the runs without a base made before ``fit`` witnessed anything
+    (``NO_BASE_BEFORE``)."""
+    from llmrnn.recurrence import RECORD_STEPS
+    from llmrnn.tasks import _prior
+
+    if run.get("extra", {}).get("base_forecaster") != "None" or run.get("tag") == NO_BASE_BEFORE:
+        return [[] for _ in range(steps)]
+    seen = witnessed(run)[1]
+    kept = [max(0, min(len(seen), RECORD_STEPS - i)) for i in range(steps)]
+    return [_prior(seen[len(seen) - k :]) if k else [] for k in kept]
+
+
+def shipped_weights(run: dict, record: list[tuple[float, float]]) -> np.ndarray:
+    """The weight ``settle`` gave each step of a run: ``guard.next_weight`` of the steps
+    before it, under the prior the record held then (``guard_priors``), within the budget of
+    the weights given before it (which a record without a base keeps: ``tasks._given``)."""
+    from llmrnn import guard
+
+    out = np.zeros(len(record))
+    for i, ((c, _), prior) in enumerate(zip(record, guard_priors(run, len(record)))):
+        out[i] = guard.next_weight(record[:i], c, prior=prior, given=out[:i])
     return out
 
 
@@ -425,13 +469,12 @@ def replay(run: dict, weigh=None) -> dict:
 
     The model's answers never depend on the guard's weight (the prompts show the raw answers
     and the actual corrections), so a run's record replays the forecast exactly under any
-    weight rule ``weigh(record) -> weights`` (one per step; default: ``llmrnn.guard.weights``,
-    the shipped rule).
+    weight rule ``weigh(record) -> weights`` (one per step; default: ``shipped_weights``, the
+    shipped rule with the prior the run's record held at each step).
     """
-    from llmrnn import guard
-
-    weigh = weigh or guard.weights
     record = settled_record(run)
+    if weigh is None:
+        weigh = lambda record: shipped_weights(run, record)  # noqa: E731
     weights = np.asarray(weigh(record), dtype=float)
     errors = [abs(a - w * c) for (c, a), w in zip(record, weights)]
     test = errors[-run["origins"] :]
@@ -452,13 +495,13 @@ def forecast_effect(run: dict, after: int = 5) -> dict:
     if "answer_initial" not in rows or not run.get("limits"):
         return run["effect"]
     record = settled_record(run)
-    weights = guard.weights(record)
+    weights, priors = shipped_weights(run, record), guard_priors(run, len(record))
     limits = np.asarray(run["limits"])
     again = np.clip([float(str(x).split(",")[0]) for x in rows["answer_initial"]], -limits, limits)
     error, error0 = [], []
-    for i, ((c, a), w, c0) in enumerate(zip(record, weights, again)):
+    for i, ((c, a), w, c0, p) in enumerate(zip(record, weights, again, priors)):
         error.append(abs(a - w * c))
-        error0.append(abs(a - guard.next_weight(record[:i], c0) * c0))
+        error0.append(abs(a - guard.next_weight(record[:i], c0, prior=p) * c0))
     keep = slice(after, None)
     changed = np.array(rows["changed"], dtype=bool)[keep]
     e, e0 = np.array(error)[keep], np.array(error0)[keep]
@@ -1086,6 +1129,8 @@ def _guard_weights(record, **settings) -> np.ndarray:
 #: the runs before them (the last change carried over, from the steps' record alone).
 NO_BASE = "seasonnobase"
 NO_BASE_BEFORE = "nobase"
+#: The paper's baselines, as the no-base section compares rnn with them (where they were run).
+BASELINES = ("zero_shot", "full_history", "memprompt")
 
 
 def _no_base_row(group: pd.DataFrame, suffix: str = "") -> dict:
@@ -1121,7 +1166,8 @@ def no_base_section() -> list[str]:
     lines = [
         "## The paper's setting: no base",
         "",
-        "`python benchmarks/learning.py run --model <model> --strategies rnn,zero_shot --extra "
+        "`python benchmarks/learning.py run --model <model> --strategies "
+        "rnn,zero_shot,full_history --extra "
         f"'{{\"base_forecaster\": null}}' --tag {NO_BASE}`: the model sees the window and "
         "writes the change from the last value, so a neutral answer is the naive forecast, as "
         "in the paper's loop. Since the twentieth session `fit` puts the changes before its "
@@ -1131,7 +1177,9 @@ def no_base_section() -> list[str]:
         f"`{NO_BASE_BEFORE}`, the last change carried over from the steps' record alone. MASE "
         'over the test steps; "at weight 1": every correction used taken as it is, the paper\'s '
         'loop (replayed from the record); "guard": the shipped guard, shrinking towards the '
-        "last value; rnn's "
+        "last value, its slope reading the code's suggestions on the witnessed points as a "
+        "prior since the twenty-first session (every run replayed under it: `shipped_weights`, "
+        "exact, since nothing the model is shown depends on the weight); rnn's "
         "changed share and answers better / worse: the memory's effect on the test steps "
         "(against the initial memory, at full weight); the Rules read by code: test steps at "
         "which the code's reading of the Rules' number answered instead of the model "
@@ -1156,7 +1204,8 @@ def no_base_section() -> list[str]:
         table = pd.DataFrame(rows).sort_values(["set", "series"]).set_index(["set", "series"])
         order = ["rnn at weight 1", "rnn guard", "rnn changed", "rnn answers better / worse"]
         order += ["rnn: the Rules read by code"]
-        order += ["zero_shot at weight 1", "zero_shot guard"]
+        for baseline in BASELINES:
+            order += [f"{baseline} at weight 1", f"{baseline} guard"]
         order += ["rnn guard, before", "zero_shot guard, before", "Theta", "naive"]
         table = table[[c for c in order if c in table.columns]]
         lines += [f"### {LABELS.get(model, model)}", "", table.round(3).to_markdown(), ""]
@@ -1170,21 +1219,22 @@ def no_base_section() -> list[str]:
         for name, part in (("series that chose nothing", ~chose), ("every series", None)):
             rows_of = numeric if part is None else numeric[part]
             for way in ("at weight 1", "guard"):
-                rnn, zero = f"rnn {way}", f"zero_shot {way}"
-                if rnn not in rows_of or zero not in rows_of:
-                    continue
-                done = rows_of[[rnn, zero]].dropna()
-                if done.empty:
-                    continue
-                gain = 1 - done[rnn].mean() / done[zero].mean()
-                wins = int((done[rnn] < done[zero]).sum())
-                lines.append(
-                    f"- {name}, {way}: rnn {done[rnn].mean():.3f} against zero_shot "
-                    f"{done[zero].mean():.3f} over {len(done)} series, "
-                    f"{abs(100 * gain):.1f}% {'lower' if gain >= 0 else 'higher'} (the paper's "
-                    f"average gain, 6.5% lower: {'met' if gain >= 0.065 else '**not met**'}); "
-                    f"rnn lower on {wins}."
-                )
+                for baseline in BASELINES:
+                    rnn, zero = f"rnn {way}", f"{baseline} {way}"
+                    if rnn not in rows_of or zero not in rows_of:
+                        continue
+                    done = rows_of[[rnn, zero]].dropna()
+                    if done.empty:
+                        continue
+                    gain = 1 - done[rnn].mean() / done[zero].mean()
+                    wins = int((done[rnn] < done[zero]).sum())
+                    met = "met" if gain >= 0.065 else "**not met**"
+                    lines.append(
+                        f"- {name}, {way}: rnn {done[rnn].mean():.3f} against {baseline} "
+                        f"{done[zero].mean():.3f} over {len(done)} series, "
+                        f"{abs(100 * gain):.1f}% {'lower' if gain >= 0 else 'higher'} (the "
+                        f"paper's average gain, 6.5% lower: {met}); rnn lower on {wins}."
+                    )
         lines.append("")
     return lines
 

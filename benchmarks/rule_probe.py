@@ -129,6 +129,14 @@ def candidates(actual: np.ndarray) -> dict[str, float]:
     }
 
 
+def suggestions(past: np.ndarray, season: int) -> dict[str, float]:
+    """Every candidate but ``lag`` (which reads the series' changes) for the next step."""
+    out = candidates(past)
+    out["leader"] = leader(past)
+    out.update(seasonal(past, season))
+    return out
+
+
 def leader(actual: np.ndarray, steps: int = 12) -> float:
     """Follow the leader: the candidate whose own past corrections erred least lately."""
     if actual.size < 3:
@@ -155,7 +163,14 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=0,
         help="base errors at points before the steps that the candidates may also read (the "
-        "record's newest 64 at most; the guard still learns from the steps alone)",
+        "record's newest 64 at most; the guard learns from the steps alone unless --prior)",
+    )
+    parser.add_argument(
+        "--prior",
+        action="store_true",
+        help="the guard's slope also reads each candidate's suggestions at those earlier points "
+        "(computed from the points before each) against what came: the prior the guard has "
+        "without a base since the twenty-first session (``guard.weights``, ``prior``)",
     )
     parser.add_argument("--late", action="store_true", help="the LATE series too")
     parser.add_argument(
@@ -179,19 +194,26 @@ def main(argv: list[str] | None = None) -> None:
             policies: dict[str, list[float]] = {}
             for i in range(len(actual)):
                 past = np.concatenate([earlier, actual[:i]])[-RECORD_STEPS:]
-                for key, value in candidates(past).items():
+                for key, value in suggestions(past, season).items():
                     policies.setdefault(key, []).append(value)
-                policies.setdefault("leader", []).append(leader(past))
                 policies.setdefault("lag", []).append(lag(actual[:i], changes[: i + 1]))
-                for key, value in seasonal(past, season).items():
-                    policies.setdefault(key, []).append(value)
+            priors: dict[str, list[tuple[float, float]]] = {}
+            for j in range(1, len(earlier) if args.prior else 0):
+                for key, value in suggestions(earlier[:j][-RECORD_STEPS:], season).items():
+                    bound = float(np.max(np.abs(earlier[:j])))
+                    priors.setdefault(key, []).append(
+                        (float(np.clip(value, -bound, bound)), earlier[j])
+                    )
             base = np.abs(actual[-args.scored :]).mean()
             row = {"set": set_name, "series": name}
             for key, said in policies.items():
                 said = np.array(said)
                 raw = np.abs(actual - said)[-args.scored :].mean()
                 record = list(zip(said, actual))
-                w = guard.weights(record)
+                w = np.zeros(len(record))
+                for i, (c, _) in enumerate(record):  # the prior the record still holds
+                    prior = priors.get(key, [])[max(0, i + len(earlier) - RECORD_STEPS - 1) :]
+                    w[i] = guard.next_weight(record[:i], c, prior=prior, given=w[:i])
                 guarded = np.abs(actual - w * said)[-args.scored :].mean()
                 row[key] = raw / base
                 row[key + "+guard"] = guarded / base

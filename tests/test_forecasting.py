@@ -191,8 +191,9 @@ def test_infinite_values_rejected_with_advice(y30):
 
 def test_fit_without_a_base_reads_the_changes_before_its_steps(airline):
     """Without a base, fit puts the changes before its steps into the record with no model
-    call: the facts of the first step read a season of them; the guard does not."""
-    from llmrnn.tasks import repeat_lag
+    call: the facts of the first step read a season of them; the guard's slope reads the
+    code's suggestions on them; its budget does not."""
+    from llmrnn.tasks import _prior, repeat_lag
 
     y = airline[:84]
     f = LLMRNNForecaster(window=12, fit_steps=1, memory_words=60, base_forecaster=None)
@@ -207,7 +208,10 @@ def test_fit_without_a_base_reads_the_changes_before_its_steps(airline):
     facts = f._single.task.facts(record)
     assert "came back 12 steps later (one season) over 64 steps" in facts
     assert facts.endswith(f"expect a change of about {rate * changes[-12] / f.scale_:+.1f}")
-    assert trace["weight"].iloc[0] == 0.0  # the guard has no answered step yet
+    # each witnessed point kept carries the code's suggestion from those before it (the
+    # first of all, which had none, has left the record): the guard's prior
+    assert all(np.isfinite(item[3]) for item in record[:63]) and len(_prior(record)) == 63
+    assert trace["weight"].iloc[0] == 0.0  # no forecast made yet: nothing in the budget
     assert f.memory_.splitlines()[-1].startswith("Rules: Next time, expect a change of about")
 
 

@@ -123,6 +123,80 @@ def test_the_budget_is_a_guarantee_on_every_prefix():
     assert max(slope_only) > 1.0 + guard.TOLERANCE
 
 
+def test_a_prior_earns_trust_not_budget():
+    """Pairs from before the record (the code's suggestions on witnessed points) count in the
+    slope: a prior that came true trusts the first corrections more, one that did not less;
+    the budget counts the record alone, so its guarantee holds whatever the prior."""
+    rng = np.random.default_rng(5)
+    c = rng.normal(size=12)
+    record = list(zip(c, c + 0.2 * rng.normal(size=12)))
+    p = rng.normal(size=40)
+    came_true = list(zip(p, p + 0.2 * rng.normal(size=40)))
+    did_not = list(zip(p, rng.normal(size=40)))
+    alone = guard.weights(record)
+    trusted = guard.weights(record, prior=came_true)
+    doubted = guard.weights(record, prior=did_not)
+    assert trusted[0] == alone[0] == 0.0  # nothing forecast yet: no budget to risk
+    assert np.all(alone[1 : guard.MIN_STEPS] == 0) and np.all(trusted[1 : guard.MIN_STEPS] > 0)
+    assert trusted[1:].sum() > alone[1:].sum() > doubted[1:].sum()
+    assert guard.weight(came_true + record[:1]) > trusted[1]  # capped by the record's budget
+    assert guard.next_weight(record, 0.5, prior=came_true) == pytest.approx(
+        guard.weights([*record, (0.5, 0.0)], prior=came_true)[-1]
+    )
+    for seed in range(30):  # the guarantee on every prefix, under a prior that came true
+        turn = _records(seed)
+        w = guard.weights(turn, prior=came_true)
+        assert _worst_prefix(turn, w) <= 1.0 + guard.TOLERANCE + 1e-9
+
+
+def test_without_a_base_the_record_keeps_the_weight_the_forecast_used():
+    """The guard's prior shrinks as the witnessed points leave the bounded record, so the
+    weights it would replay now differ from the ones the forecasts used: the record keeps
+    those, the budget counts them, and the guarantee holds on the forecasts made."""
+    rng = np.random.default_rng(11)
+    season = np.array([6.0, -2.0, -5.0, 1.0])
+    changes = np.tile(season, 30) + rng.normal(scale=0.5, size=120)
+    values = np.concatenate([[100.0], 100.0 + np.cumsum(changes)])
+    task = ForecastTask.from_series(values[:60], season=4)
+    record: tuple = ()
+    for t in range(1, 61):
+        record = (*record, task.witness_item(values[max(0, t - 8) : t], values[t], record))[-64:]
+    used, actual, kept = [], [], []
+    for t in range(61, 121):
+        window = values[t - 8 : t]
+        # the model copies the code's suggestion, flips it after a turn half-way, adds noise
+        said = float(task.suggested_rule(record)) * (1 if t < 90 else -1) + rng.normal()
+        answer = np.array([said * task.scale])
+        prediction, w, _ = task.settle(answer, window, record)
+        item = task.record_item(answer, window, values[t], record)
+        assert item[4] == w  # what settle gave the step, kept
+        used.append(prediction[0] - window[-1])
+        actual.append(item[1])
+        kept.append(item[4])
+        record = (*record, item)[-64:]
+        if t == 89:
+            before_turn = record
+    assert max(kept) > 0.5 and max(kept[:5]) > 0  # the rule trusted from the first steps on
+    used, actual = np.array(used), np.array(actual)
+    for i in range(1, len(used) + 1):  # the forecasts' loss against the last value, bounded
+        lost = np.sum(np.abs(actual[:i] - used[:i])) / np.sum(np.abs(actual[:i]))
+        assert lost <= 1.0 + guard.TOLERANCE + 1e-9
+    answered = [item for item in record if item[0] == item[0]]
+    prior = [(item[3], item[1]) for item in record if item[0] != item[0]]
+    replayed = guard.weights([item[:2] for item in answered], prior=prior)
+    assert not np.allclose(replayed, kept)  # why they are kept
+    # the budget counts the kept weights: had every step been given 0, nothing was gained,
+    # and only the tolerance may be risked, whatever a replay would say
+    zeroed = tuple((*i[:4], 0.0) if i[0] == i[0] else i for i in before_turn)
+    answered = [item[:2] for item in before_turn if item[0] == item[0]]
+    prior = [(item[3], item[1]) for item in before_turn if item[0] != item[0]]
+    c = max(abs(item[1]) for item in before_turn)
+    w = task.settle(np.array([c]), values[82:90], zeroed)[1]
+    allowance = guard.TOLERANCE * sum(abs(a) for _, a in answered) / c
+    assert w == pytest.approx(allowance)
+    assert guard.next_weight(answered, c, prior=prior) > 1.5 * allowance
+
+
 def test_residuals_and_the_record_replay_what_settle_did():
     task = ForecastTask(scale=1.0, based=True)
     window = np.array([100.0, 101.0, 103.0, 102.0])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from llmrnn import guard
 from llmrnn import memory as mem
 from llmrnn.backends import make_backend
 from llmrnn.recurrence import PLANS, STRATEGIES, LoopConfig, Recurrence, Replay, State
@@ -215,9 +217,11 @@ def test_a_witnessed_row_is_evidence_for_the_facts_not_an_answer():
     assert forecasts.witness(state, np.arange(5.0), 6.0) is state  # its errors need the base
 
 
-def test_a_witnessed_point_is_evidence_for_the_facts_not_for_the_guard():
-    """Without a base a point before fit_steps enters the record as (NaN, its change): the
-    facts (and the bounds) read it; the guard's weight and the intervals do not."""
+def test_a_witnessed_point_is_evidence_for_the_facts_and_the_guards_prior():
+    """Without a base a point before fit_steps enters the record as (NaN, its change, NaN,
+    the code's suggestion from the points before it): the facts (and the bounds) read it, the
+    guard's slope reads the suggestions against the changes (its prior); the guard's budget
+    and the intervals do not count it (no forecast was made)."""
     from tests._scripted import ScriptedBackend
 
     task = ForecastTask.from_series(np.arange(30.0), season=4)
@@ -229,12 +233,22 @@ def test_a_witnessed_point_is_evidence_for_the_facts_not_for_the_guard():
     assert state.steps == 0 and state.memory == State().memory and len(state.record) == 15
     assert all(np.isnan(item[0]) for item in state.record)
     assert [item[1] for item in state.record][:4] == [-1.0, -3.0, 1.0, 5.0]
+    assert np.isnan(state.record[0][3])  # nothing before it to suggest from
+    for i in range(1, 15):  # the facts' number, had the Rules line carried it then
+        suggested = task.changes.parse(task.suggested_rule(state.record[:i]), 1)[0]
+        assert state.record[i][3] == pytest.approx(suggested)  # (data units, as the record's)
+    # the season came back: the late suggestions are most of the change a season before
+    late = np.array([(item[3], item[1]) for item in state.record[-4:]])
+    assert np.all(np.sign(late[:, 0]) == np.sign(late[:, 1]))
     assert task.residuals(state.record).size == 0  # no forecast made: no error to widen by
+    assert task.settle(np.array([0.8]), values[-6:], state.record)[1] == 0.0  # no budget yet
     answered = ((1.0, 1.2), (0.5, 0.4), (1.0, 0.9), (-1.0, -1.1))
     for c in (0.8, -0.5):
         alone = task.settle(np.array([c]), values[-6:], answered)[1]
-        assert task.settle(np.array([c]), values[-6:], (*state.record, *answered))[1] == alone
-    assert alone > 0  # the guard's weight comes from the answered steps, as before
+        warmed = task.settle(np.array([c]), values[-6:], (*state.record, *answered))[1]
+        prior = [(item[3], item[1]) for item in state.record[1:]]
+        assert warmed == guard.next_weight(answered, c, prior=prior) > alone > 0
+    assert task.residuals((*state.record, *answered)).size == len(answered)
     assert "came back 4 steps later" in task.facts(state.record)
 
 
@@ -256,7 +270,8 @@ def test_without_a_base_the_code_reads_the_rules_number_until_the_model_reads_it
     np.testing.assert_allclose(changes, [reading, reading + 2.0])
     assert "the Rules read by code: " + rule in fault and "closer 0 times, the code's 0" in fault
     item = task.record_item(np.array([-reading]), window, truth, past, rules)
-    np.testing.assert_allclose(item, (reading, 5.0, -reading, reading))  # used, actual, model's
+    np.testing.assert_allclose(item[:4], (reading, 5.0, -reading, reading))  # used, actual,
+    assert item[4] == task.settle(np.array([-reading]), window, past, rules)[1] == 0.0  # model's
     assert task.settle(np.array([-reading]), window, past, rules)[2] == fault
     # Rules that do not state the facts' number are not read; neither are a based task's
     for other in ("Next time, expect a change of about +1.0.", ""):

@@ -109,8 +109,13 @@ def test_truncated_multi_horizon_answer_falls_back_in_predict(monkeypatch, y20, 
     scripted.outputs, scripted.truncated = ["+1.0, +2", "+1.0"], True
     with caplog.at_level("WARNING", logger="llmrnn"):
         y_pred = f.predict()
-    np.testing.assert_allclose(y_pred.to_numpy(), [y20.iloc[-1]] * 3)
     assert "unreadable prediction twice" in caplog.text
+    # the fallback is the neutral answer: the last value (moved only by the code's reading of
+    # the Rules, at the guard's weight, as a neutral answer would be), flat over the horizons
+    scripted.outputs, scripted.truncated = ["+0.0, +0.0, +0.0"], False
+    np.testing.assert_allclose(y_pred.to_numpy(), f.predict().to_numpy())
+    np.testing.assert_allclose(y_pred.to_numpy(), [y_pred.iloc[0]] * 3)
+    assert abs(y_pred.iloc[0] - y20.iloc[-1]) < np.abs(np.diff(y20.to_numpy())).max()
 
 
 def test_injected_instructions_stay_inside_the_data_tags(monkeypatch):

@@ -24,6 +24,13 @@ guards stand between the model's correction and the forecast:
    a guarantee over the steps the record keeps, not a hope). A model must win before it may
    risk much: the slope alone let one turn cost 12% on a series where the corrections had come
    true three times in a row (``docs/decisions.md``, "A loss budget").
+4. **Prior (without a base).** The points before ``fit_steps`` are witnessed, not forecast;
+   the code's suggestion at each of them (the number the Rules line carries, computed from the
+   changes before it) against the change that came is a replayed record of the rule. It
+   enters the slope as evidence before the steps (``prior``), so a rule that kept coming true
+   is trusted from the first steps and one that did not must prove itself; never the budget,
+   which counts only forecasts the guard made (the guarantee above stands as it is).
+   Measured by replaying the stored runs (``docs/decisions.md``, "A prior for the guard").
 
 Why this rule and not sktime's ``OnlineEnsembleForecaster``: see ``docs/decisions.md``
 ("Never worse than the base by much").
@@ -134,7 +141,11 @@ def weight(
 
 
 def weights(
-    record: Sequence[tuple[float, float]], *, tolerance: float | None = TOLERANCE, **settings
+    record: Sequence[tuple[float, float]],
+    *,
+    prior: Sequence[tuple[float, float]] = (),
+    tolerance: float | None = TOLERANCE,
+    **settings,
 ) -> np.ndarray:
     """The weight the guard gave each step of ``record``: the learned slope, within the budget.
 
@@ -143,6 +154,10 @@ def weights(
     record : sequence of (float, float)
         Oldest first: the model's (bounded) one-step correction ``c`` and the actual correction
         ``a`` (truth minus anchor) of every step.
+    prior : sequence of (float, float), default=()
+        Oldest first: (correction, actual) pairs from before the record that were never
+        forecast (the code's suggestions on the witnessed points). They count in the slope,
+        before ``record``; the budget counts ``record`` alone.
     tolerance : float or None, default=TOLERANCE
         The share of the anchor's absolute errors the forecast may lose on top of its gains;
         None: no budget (the slope alone, the rule before the budget).
@@ -152,14 +167,16 @@ def weights(
     Returns
     -------
     np.ndarray of shape (len(record),)
-        ``w[i] = min(weight(record[:i]), budget[i] / |c[i]|)``, where ``budget[i]`` is
-        ``tolerance * sum(|a|) + sum(|a| - |a - w c|)`` over the steps before ``i``. So for
-        every ``i``: ``sum(|a - w c|) <= (1 + tolerance) * sum(|a|)`` over ``record[:i + 1]``.
+        ``w[i] = min(weight(prior + record[:i]), budget[i] / |c[i]|)``, where ``budget[i]``
+        is ``tolerance * sum(|a|) + sum(|a| - |a - w c|)`` over the steps of ``record`` before
+        ``i``. So for every ``i``: ``sum(|a - w c|) <= (1 + tolerance) * sum(|a|)`` over
+        ``record[:i + 1]``, whatever the prior.
     """
     items = [(float(c), float(a)) for c, a in record]
+    before = [(float(c), float(a)) for c, a in prior]
     out = np.zeros(len(items))
     for i, (c, _) in enumerate(items):
-        out[i] = _capped(items[:i], out[:i], c, tolerance, settings)
+        out[i] = _capped(items[:i], out[:i], c, tolerance, settings, before)
     return out
 
 
@@ -167,20 +184,37 @@ def next_weight(
     record: Sequence[tuple[float, float]],
     correction: float,
     *,
+    prior: Sequence[tuple[float, float]] = (),
+    given: Sequence[float] | None = None,
     tolerance: float | None = TOLERANCE,
     **settings,
 ) -> float:
-    """The weight of the next one-step ``correction``, after ``record`` (see :func:`weights`)."""
+    """The weight of the next one-step ``correction``, after ``prior`` and ``record`` (see
+    :func:`weights`).
+
+    ``given``: the weights the record's steps were given, when they were kept (default: as
+    :func:`weights` replays them under ``prior``). The budget counts what those weights
+    gained; a prior that changed since (its oldest pairs left a bounded record) would replay
+    other weights than the ones the forecasts used, so a record that keeps them passes them.
+    """
     items = [(float(c), float(a)) for c, a in record]
-    given = weights(items, tolerance=tolerance, **settings)
-    return _capped(items, given, float(correction), tolerance, settings)
+    before = [(float(c), float(a)) for c, a in prior]
+    if given is None:
+        given = weights(items, prior=before, tolerance=tolerance, **settings)
+    given = np.asarray(given, dtype=float)
+    return _capped(items, given, float(correction), tolerance, settings, before)
 
 
-def _capped(items: list, given: np.ndarray, correction: float, tolerance, settings) -> float:
-    """The slope of ``items``, capped by the budget the weights ``given`` to them left."""
-    w = weight(items, **settings)
+def _capped(
+    items: list, given: np.ndarray, correction: float, tolerance, settings, prior: list
+) -> float:
+    """The slope of ``prior + items``, capped by the budget the weights ``given`` to
+    ``items`` left (nothing before the first item: a prior earns trust, not a budget)."""
+    w = weight(prior + items, **settings)
     if tolerance is None or w == 0.0 or correction == 0.0:
-        return w  # (an empty record has weight 0: the budget below always has steps)
+        return w
+    if not items:
+        return 0.0
     c, a = np.asarray(items, dtype=float).T
     budget = tolerance * float(np.sum(np.abs(a))) + float(np.sum(np.abs(a) - np.abs(a - given * c)))
     return float(np.clip(budget / abs(correction), 0.0, w))

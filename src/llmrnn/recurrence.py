@@ -696,7 +696,7 @@ class Recurrence:
         later steps count; the memory, the entries and the step count stay as they were. A
         task whose record has no use for it (forecasts with a base) leaves the state unchanged.
         """
-        item = self.task.witness_item(observation, truth)
+        item = self.task.witness_item(observation, truth, state.record)
         if item is None:
             return state
         return replace(state, record=state.recorded(item))

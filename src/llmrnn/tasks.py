@@ -94,6 +94,25 @@ def _answered(record: Sequence[tuple]) -> list[tuple[float, float]]:
     return [(item[0], item[1]) for item in record if item[0] == item[0]]
 
 
+def _given(record: Sequence[tuple]) -> list[float] | None:
+    """The weights the guard gave the record's answered steps, where the record keeps them
+    (without a base: each item's fifth field); None where the guard replays them."""
+    items = [item for item in record if item[0] == item[0]]
+    if not all(len(item) > 4 for item in items):
+        return None
+    return [item[4] for item in items]
+
+
+def _prior(record: Sequence[tuple]) -> list[tuple[float, float]]:
+    """(the code's suggestion, the actual correction) at the record's witnessed points that
+    had one: the guard's prior (``guard.weights``), the rule replayed before the steps."""
+    return [
+        (item[3], item[1])
+        for item in record
+        if item[0] != item[0] and len(item) > 3 and item[3] == item[3]
+    ]
+
+
 class Task(Protocol):
     """What the recurrence needs to know about a problem."""
 
@@ -171,10 +190,10 @@ class Task(Protocol):
         ``record`` and ``rules`` are those ``settle`` saw at the step."""
         ...
 
-    def witness_item(self, observation: Any, truth: Any) -> tuple | None:
+    def witness_item(self, observation: Any, truth: Any, record: tuple = ()) -> tuple | None:
         """What the record keeps of a row seen with its truth but not stepped (a row of ``fit``
-        before its ``fit_steps``): evidence for the facts, with no answer; None when the
-        record has no use for a row without an answer."""
+        before its ``fit_steps``), after ``record``: evidence for the facts, with no answer;
+        None when the record has no use for a row without an answer."""
         ...
 
     def facts(self, record: tuple) -> str:
@@ -491,10 +510,7 @@ class ForecastTask:
         )
         horizon = corrections.size
         bounded, cut = guard.bound(corrections, self.limits(observation, horizon, record))
-        if self.weight is None:
-            w = guard.next_weight(_answered(record), bounded[0])
-        else:
-            w = float(self.weight)
+        w = self._weight(bounded[0], record)
         prediction = self.anchors(observation, horizon) + w * bounded
         if cut:
             cut_fault = (
@@ -503,6 +519,16 @@ class ForecastTask:
             )
             fault = f"{fault}; {cut_fault}" if fault else cut_fault
         return prediction, w, fault
+
+    def _weight(self, correction: float, record: tuple) -> float:
+        """The guard's weight of the next one-step ``correction`` after ``record`` (fixed when
+        ``weight`` is): the learned slope under the witnessed points' prior, within the loss
+        budget of the weights the record's steps were given (see ``guard.py``)."""
+        if self.weight is not None:
+            return float(self.weight)
+        return guard.next_weight(
+            _answered(record), correction, prior=_prior(record), given=_given(record)
+        )
 
     def read_rules(
         self, corrections: np.ndarray, record: tuple, rules: str = ""
@@ -528,9 +554,9 @@ class ForecastTask:
             return corrections, float("nan"), ""
         reading = float(self.changes.parse(rule, 1)[0])
         said = float(corrections[0])
-        read = [item for item in record if len(item) > 3 and item[3] == item[3]]
-        won = sum(abs(a - c) < abs(a - r) for _, a, c, r in read)
-        lost = sum(abs(a - r) < abs(a - c) for _, a, c, r in read)
+        read = [i[1:4] for i in record if len(i) > 3 and i[0] == i[0] and i[3] == i[3]]
+        won = sum(abs(a - c) < abs(a - r) for a, c, r in read)
+        lost = sum(abs(a - r) < abs(a - c) for a, c, r in read)
         if won > lost or said == reading:
             return corrections, reading, ""
         if self.answer == "change":
@@ -556,10 +582,13 @@ class ForecastTask:
         """The forecast's own one-step errors over the record (actual minus forecast), each
         with the weight the guard had at that step: what intervals widen by."""
         items = np.asarray(_answered(record), dtype=float).reshape(-1, 2)
-        if self.weight is None:
-            weights = guard.weights(items)
-        else:
+        given = _given(record)
+        if self.weight is not None:
             weights = np.full(len(items), float(self.weight))
+        elif given is not None:
+            weights = np.asarray(given, dtype=float)
+        else:
+            weights = guard.weights(items, prior=_prior(record))
         return items[:, 1] - weights * items[:, 0]
 
     def render_answer(self, answer: np.ndarray) -> str:
@@ -571,9 +600,11 @@ class ForecastTask:
     ) -> tuple[float, ...]:
         """(the one-step correction the forecast used, bounded as ``settle`` bounded it with
         the same ``record`` and ``rules``; the actual correction), data units: the guard's
-        weights replay exactly. Without a base two more: the model's own correction and the
+        weights replay exactly. Without a base three more: the model's own correction and the
         code's reading of the Rules (NaN when none), both bounded, which decide who answers
-        next (:meth:`read_rules`)."""
+        next (:meth:`read_rules`), and the weight ``settle`` gave the step (the guard's prior
+        shrinks as the witnessed points leave the record, so the budget counts the weights
+        kept, not replayed)."""
         limits = self.limits(observation, 1, record)
         said = self.corrections(answer, observation)[:1]
         actual = float(np.atleast_1d(truth)[0]) - float(self.anchors(observation, 1)[0])
@@ -581,21 +612,29 @@ class ForecastTask:
             return (float(guard.bound(said, limits)[0][0]), actual)
         used, reading, _ = self.read_rules(said, record, rules)
         used, said, reading = (float(guard.bound(x, limits)[0][0]) for x in (used, said, [reading]))
-        return (used, actual, said, reading)
+        return (used, actual, said, reading, self._weight(used, record))
 
-    def witness_item(self, observation: Any, truth: Any) -> tuple[float, ...] | None:
-        """A point before ``fit_steps``, without a base: ``(NaN, its change, NaN, NaN)``.
+    def witness_item(
+        self, observation: Any, truth: Any, record: tuple = ()
+    ) -> tuple[float, ...] | None:
+        """A point before ``fit_steps``, without a base: ``(NaN, its change, NaN, suggestion)``.
 
         Its actual correction is the series' own change, known with no model call; the facts
-        read it (:func:`repeat_lag` needs a season of them), the guard and the intervals do
-        not (no answer, no forecast). None with a base: its errors before the steps would need
+        read it (:func:`repeat_lag` needs a season of them). The last field is the code's
+        suggestion from the ``record`` before it (what the Rules line would have carried,
+        bounded as a step's is; NaN while there is none): the guard's prior
+        (``guard.weights``), never a forecast the guard or the intervals count as made.
+        None with a base: its errors before the steps would need
         the base refitted at every point, and a replay found no gain on held-out series
         (``benchmarks/results/rule_probe.md``, "The base's errors before the steps").
         """
         if self.based:
             return None
         actual = float(np.atleast_1d(truth)[0]) - float(self.anchors(observation, 1)[0])
-        return (float("nan"), actual, float("nan"), float("nan"))
+        rule = self.suggested_rule(record)
+        reading = np.array([float("nan") if rule is None else self.changes.parse(rule, 1)[0]])
+        reading = guard.bound(reading, self.limits(observation, 1, record))[0]
+        return (float("nan"), actual, float("nan"), float(reading[0]))
 
     def facts(self, record: tuple) -> str:
         recent = record[-FACT_STEPS:]
@@ -996,11 +1035,13 @@ class LabelTask:
         reading = self.rule_label(record, values)
         return (int(answer), int(truth), self.summary(observation), values, reading)
 
-    def witness_item(self, observation, truth: int) -> tuple[None, int, str, tuple, None]:
+    def witness_item(
+        self, observation, truth: int, record: tuple = ()
+    ) -> tuple[None, int, str, tuple, None]:
         """A row seen with its label but not stepped: (None, true label, the row in short, its
-        values, None). It counts in the facts' label shares and rule, which code computes
-        from the labels alone; not in the model's hit rates, nor in the record of the
-        model's and the code's readings (it has neither)."""
+        values, None), whatever the ``record`` before it. It counts in the facts' label
+        shares and rule, which code computes from the labels alone; not in the model's hit
+        rates, nor in the record of the model's and the code's readings (it has neither)."""
         values = tuple(v.item() if isinstance(v, np.generic) else v for v in observation)
         return (None, int(truth), self.summary(observation), values, None)
 
