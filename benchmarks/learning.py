@@ -20,10 +20,11 @@ initial memory, so the report shows how often the memory changed the answer and 
 the better. Results are cached as JSON under ``benchmarks/results/learning/runs/`` so a long
 suite can be resumed and extended; ``report`` reads them all.
 
-Series come in four sets (``benchmarks/series.py``): DEV, the series the defaults and the
+Series come in five sets (``benchmarks/series.py``): DEV, the series the defaults and the
 facts' suggested correction were chosen on; HELD_OUT, six no default was chosen on; FRESH,
-four added after the held-out set had been looked at with a model; and LATE, four added after
-the guard's loss budget was set on all the runs before them.
+four added after the held-out set had been looked at with a model; LATE, four added after
+the guard's loss budget was set on all the runs before them; and NEW, six added after the
+guard's prior without a base was set.
 """
 
 from __future__ import annotations
@@ -332,6 +333,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         "held_out": benchmark_series.HELD_OUT,
         "fresh": benchmark_series.FRESH,
         "late": benchmark_series.LATE,
+        "new": benchmark_series.NEW,
     }.get(
         args.set,
         benchmark_series.DEV + benchmark_series.HELD_OUT + benchmark_series.FRESH
@@ -573,8 +575,9 @@ def load_runs(tag: str = "") -> pd.DataFrame:
                 frame["series"].isin(benchmark_series.DEV),
                 frame["series"].isin(benchmark_series.FRESH),
                 frame["series"].isin(benchmark_series.LATE),
+                frame["series"].isin(benchmark_series.NEW),
             ],
-            ["dev", "fresh", "late"],
+            ["dev", "fresh", "late", "new"],
             "held-out",
         )
     return frame
@@ -972,7 +975,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         naive = mine.groupby(["set", "series"])["mase_naive"].first()
         table = pivot.assign(**{"base alone": base, "naive": naive})
         parts = []
-        for part in ("dev", "held-out", "fresh", "late"):
+        for part in ("dev", "held-out", "fresh", "late", "new"):
             if part in table.index.get_level_values(0):
                 block = table.loc[[part]]
                 mean_row = block.mean().to_frame((part, "mean")).T
@@ -1229,6 +1232,8 @@ def no_base_section() -> list[str]:
                     gain = 1 - done[rnn].mean() / done[zero].mean()
                     wins = int((done[rnn] < done[zero]).sum())
                     met = "met" if gain >= 0.065 else "**not met**"
+                    if len(done) < 4:  # (memprompt, at 15-30 s a step, ran on co2 alone)
+                        met = "too few series to judge"
                     lines.append(
                         f"- {name}, {way}: rnn {done[rnn].mean():.3f} against {baseline} "
                         f"{done[zero].mean():.3f} over {len(done)} series, "
@@ -1358,7 +1363,9 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="backtest one model on a set of series")
     run.add_argument("--model", default="embedded", help="embedded, qwen-0.5b or qwen-1.5b")
-    run.add_argument("--set", default="all", choices=["dev", "held_out", "fresh", "late", "all"])
+    run.add_argument(
+        "--set", default="all", choices=["dev", "held_out", "fresh", "late", "new", "all"]
+    )
     run.add_argument("--series", default="", help="comma-separated names (overrides --set)")
     run.add_argument("--strategies", default=",".join(STRATEGIES))
     run.add_argument("--origins", type=int, default=ORIGINS)

@@ -31,10 +31,14 @@ Candidates (each computed from the record before the step it corrects):
   of the record's sum of squares (what the facts suggest without a base since the twentieth
   session);
 - ``repeat_leader``: ``carry`` or ``season``, whichever suggestion erred less over the last 24
-  steps (follow the leader between the two).
+  steps (follow the leader between the two);
+- ``repeat_drift``: ``repeat`` with a third regressor, the running mean of the changes before
+  each one (a drift that carries over), whichever of the three slopes accounts for more of the
+  record's sum of squares (twenty-first session: ties on dev, not confirmed on ``NEW``).
 
 ``--nobase`` replays the paper's setting: the anchor is the last value, so the actual
-corrections are the series' changes (MAE over the naive forecast's, not the base's).
+corrections are the series' changes (MAE over the naive forecast's, not the base's). ``--prior``
+gives the guard the prior it has without a base; ``--late`` and ``--new`` add those sets.
 
 Run ``python benchmarks/rule_probe.py [--steps 16 --scored 10]``; it prints MAE / base MAE per
 series and set. Choose on ``DEV``; ``HELD_OUT`` and ``FRESH`` confirm.
@@ -104,10 +108,20 @@ def seasonal(actual: np.ndarray, season: int) -> dict[str, float]:
     errors = np.zeros(2)
     for j in range(max(1, actual.size - 24), actual.size):
         errors += np.abs(actual[j] - np.array([carry(actual[:j]), season_only(actual[:j])]))
+    repeat = rate * float(actual[-lag]) if actual.size else 0.0
+    # repeat_drift: a third regressor, the running mean of the changes before each one (a
+    # drift carries over), whichever of the three accounts for more of the sum of squares
+    drift, means = repeat, np.array([actual[:j].mean() for j in range(1, actual.size)])
+    if means.size >= 3:
+        kept = guard.weight(list(zip(means, actual[1:])))
+        past = actual[:-lag] if lag > 1 else actual[:-1]
+        if kept * kept * float(np.sum(means**2)) > rate * rate * float(np.sum(past**2)):
+            drift = kept * float(actual.mean())
     return {
         "season": season_only(actual),
-        "repeat": rate * float(actual[-lag]) if actual.size else 0.0,
+        "repeat": repeat,
         "repeat_leader": season_only(actual) if errors[1] < errors[0] else carry(actual),
+        "repeat_drift": drift,
     }
 
 
@@ -173,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         "without a base since the twenty-first session (``guard.weights``, ``prior``)",
     )
     parser.add_argument("--late", action="store_true", help="the LATE series too")
+    parser.add_argument("--new", action="store_true", help="the NEW series too")
     parser.add_argument(
         "--nobase", action="store_true", help="no base: the anchor is the last value"
     )
@@ -182,6 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     sets["fresh"] = benchmark_series.FRESH
     if args.late:
         sets["late"] = benchmark_series.LATE
+    if args.new:
+        sets["new"] = benchmark_series.NEW
     rows = []
     for set_name, names in sets.items():
         for name in names:

@@ -17,6 +17,11 @@ Two sets, kept apart on purpose:
 - ``LATE``: added in the ninth session, after the guard's loss budget (``llmrnn.guard``) was
   set on every run recorded before; no prompt, default or guard setting was chosen on them.
 
+- ``NEW``: added in the twenty-first session, after the guard's prior without a base was set
+  (its figures had been seen on every set above): drawn before any run or probe on them, the
+  remaining quarterly series that ship with sktime and statsmodels (at least 50 points; no
+  monthly seasonal one is left: sktime's PBS series ends in zeros).
+
 Each loader returns the series (float, with a PeriodIndex where the data has dates), a one-line
 description for the model's task sentence, and the season length a statistician would use.
 """
@@ -28,7 +33,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-__all__ = ["DEV", "FRESH", "HELD_OUT", "LATE", "SERIES", "load"]
+__all__ = ["DEV", "FRESH", "HELD_OUT", "LATE", "NEW", "SERIES", "load"]
 
 
 def _sktime(loader: str) -> pd.Series:
@@ -86,13 +91,6 @@ def _elec_equip() -> pd.Series:
     return series.rename("elec_equip")
 
 
-def _danish_money() -> pd.Series:
-    data = _statsmodels("danish_data")
-    series = data["lrm"].astype(float)
-    series.index = pd.PeriodIndex(data.index, freq="Q")
-    return series.rename("danish_money")
-
-
 def _production() -> pd.Series:
     import sktime.datasets
 
@@ -108,6 +106,22 @@ def _de_rate() -> pd.Series:
     start = f"{int(data['year'].iloc[0])}Q{int(data['quarter'].iloc[0])}"
     series.index = pd.period_range(start=start, periods=len(series), freq="Q")
     return series.rename("de_rate")
+
+
+def _savings() -> pd.Series:
+    import sktime.datasets
+
+    _, data = sktime.datasets.load_uschange()
+    series = data["Savings"].astype(float)
+    series.index = pd.period_range(start="1970Q1", periods=len(series), freq="Q")
+    return series.rename("savings")
+
+
+def _danish(column: str, name: str) -> pd.Series:
+    data = _statsmodels("danish_data")
+    series = data[column].astype(float)
+    series.index = pd.PeriodIndex(data.index, freq="Q")
+    return series.rename(name)
 
 
 def _unemployment() -> pd.Series:
@@ -133,19 +147,34 @@ SERIES: dict[str, tuple[Callable[[], pd.Series], str, int]] = {
     "realinv": (lambda: _macro("realinv"), "quarterly US real private investment, $bn", 4),
     "tbilrate": (lambda: _macro("tbilrate"), "quarterly US 3-month treasury bill rate, %", 4),
     "elec_equip": (_elec_equip, "monthly euro-area electrical equipment orders index", 12),
-    "danish_money": (_danish_money, "quarterly log real money supply in Denmark", 4),
+    "danish_money": (
+        lambda: _danish("lrm", "danish_money"),
+        "quarterly log real money supply in Denmark",
+        4,
+    ),
     "m1": (lambda: _macro("m1"), "quarterly US M1 money stock, $bn", 4),
     "realgdp": (lambda: _macro("realgdp"), "quarterly US real GDP, $bn", 4),
     "cpi": (lambda: _macro("cpi"), "quarterly US consumer price index", 4),
     "realint": (lambda: _macro("realint"), "quarterly US real interest rate, %", 4),
     "production": (_production, "quarterly change of US industrial production, %", 4),
     "de_rate": (_de_rate, "quarterly German long-term interest rate, %", 4),
+    "realcons": (lambda: _macro("realcons"), "quarterly US real personal consumption, $bn", 4),
+    "realdpi": (lambda: _macro("realdpi"), "quarterly US real disposable income, $bn", 4),
+    "realgovt": (lambda: _macro("realgovt"), "quarterly US real government spending, $bn", 4),
+    "savings": (_savings, "quarterly change of US personal savings, %", 4),
+    "danish_income": (
+        lambda: _danish("lry", "danish_income"),
+        "quarterly log real income in Denmark",
+        4,
+    ),
+    "danish_bond": (lambda: _danish("ibo", "danish_bond"), "quarterly Danish bond rate", 4),
 }
 
 DEV = ("airline", "lynx", "shampoo", "uschange", "unemp", "sunspots")
 HELD_OUT = ("co2", "nile", "elnino", "infl", "realinv", "tbilrate")
 FRESH = ("elec_equip", "danish_money", "m1", "realgdp")
 LATE = ("cpi", "realint", "production", "de_rate")
+NEW = ("realcons", "realdpi", "realgovt", "savings", "danish_income", "danish_bond")
 
 
 def load(name: str) -> tuple[pd.Series, str, int]:
