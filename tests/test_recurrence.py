@@ -270,8 +270,9 @@ def test_without_a_base_the_code_reads_the_rules_number_until_the_model_reads_it
     np.testing.assert_allclose(changes, [reading, reading + 2.0])
     assert "the Rules read by code: " + rule in fault and "closer 0 times, the code's 0" in fault
     item = task.record_item(np.array([-reading]), window, truth, past, rules)
-    np.testing.assert_allclose(item[:4], (reading, 5.0, -reading, reading))  # used, actual,
-    assert item[4] == task.settle(np.array([-reading]), window, past, rules)[1] == 0.0  # model's
+    # used, actual, the model's, the code's reading; then the weight settle gave the step
+    np.testing.assert_allclose(item[:4], (reading, 5.0, -reading, reading))
+    assert item[4] == task.settle(np.array([-reading]), window, past, rules)[1] == 0.0
     assert task.settle(np.array([-reading]), window, past, rules)[2] == fault
     # Rules that do not state the facts' number are not read; neither are a based task's
     for other in ("Next time, expect a change of about +1.0.", ""):
