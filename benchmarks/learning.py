@@ -1232,7 +1232,7 @@ def no_base_section() -> list[str]:
                     gain = 1 - done[rnn].mean() / done[zero].mean()
                     wins = int((done[rnn] < done[zero]).sum())
                     met = "met" if gain >= 0.065 else "**not met**"
-                    if len(done) < 4:  # (memprompt, at 15-30 s a step, ran on co2 alone)
+                    if len(done) < 4:  # (a baseline run on a series or two is no average)
                         met = "too few series to judge"
                     lines.append(
                         f"- {name}, {way}: rnn {done[rnn].mean():.3f} against {baseline} "
