@@ -503,7 +503,7 @@ def forecast_effect(run: dict, after: int = 5) -> dict:
     error, error0 = [], []
     for i, ((c, a), w, c0, p) in enumerate(zip(record, weights, again, priors)):
         error.append(abs(a - w * c))
-        error0.append(abs(a - guard.next_weight(record[:i], c0, prior=p) * c0))
+        error0.append(abs(a - guard.next_weight(record[:i], c0, prior=p, given=weights[:i]) * c0))
     keep = slice(after, None)
     changed = np.array(rows["changed"], dtype=bool)[keep]
     e, e0 = np.array(error)[keep], np.array(error0)[keep]

@@ -91,13 +91,14 @@ def _elec_equip() -> pd.Series:
     return series.rename("elec_equip")
 
 
-def _production() -> pd.Series:
+def _uschange(column: str) -> pd.Series:
+    """A column of sktime's uschange regressors (quarterly, from 1970Q1)."""
     import sktime.datasets
 
     _, data = sktime.datasets.load_uschange()
-    series = data["Production"].astype(float)
+    series = data[column].astype(float)
     series.index = pd.period_range(start="1970Q1", periods=len(series), freq="Q")
-    return series.rename("production")
+    return series.rename(column.lower())
 
 
 def _de_rate() -> pd.Series:
@@ -106,15 +107,6 @@ def _de_rate() -> pd.Series:
     start = f"{int(data['year'].iloc[0])}Q{int(data['quarter'].iloc[0])}"
     series.index = pd.period_range(start=start, periods=len(series), freq="Q")
     return series.rename("de_rate")
-
-
-def _savings() -> pd.Series:
-    import sktime.datasets
-
-    _, data = sktime.datasets.load_uschange()
-    series = data["Savings"].astype(float)
-    series.index = pd.period_range(start="1970Q1", periods=len(series), freq="Q")
-    return series.rename("savings")
 
 
 def _danish(column: str, name: str) -> pd.Series:
@@ -156,12 +148,16 @@ SERIES: dict[str, tuple[Callable[[], pd.Series], str, int]] = {
     "realgdp": (lambda: _macro("realgdp"), "quarterly US real GDP, $bn", 4),
     "cpi": (lambda: _macro("cpi"), "quarterly US consumer price index", 4),
     "realint": (lambda: _macro("realint"), "quarterly US real interest rate, %", 4),
-    "production": (_production, "quarterly change of US industrial production, %", 4),
+    "production": (
+        lambda: _uschange("Production"),
+        "quarterly change of US industrial production, %",
+        4,
+    ),
     "de_rate": (_de_rate, "quarterly German long-term interest rate, %", 4),
     "realcons": (lambda: _macro("realcons"), "quarterly US real personal consumption, $bn", 4),
     "realdpi": (lambda: _macro("realdpi"), "quarterly US real disposable income, $bn", 4),
     "realgovt": (lambda: _macro("realgovt"), "quarterly US real government spending, $bn", 4),
-    "savings": (_savings, "quarterly change of US personal savings, %", 4),
+    "savings": (lambda: _uschange("Savings"), "quarterly change of US personal savings, %", 4),
     "danish_income": (
         lambda: _danish("lry", "danish_income"),
         "quarterly log real income in Denmark",
