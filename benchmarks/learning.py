@@ -646,14 +646,22 @@ def goals(runs: pd.DataFrame, model: str) -> list[tuple[str, str, bool]]:
     out = []
     if "rnn" in mean:
         by = mine.pivot_table(index="series", columns="strategy", values="mase")
+        chose = set(mine.loc[mine["set"] == "dev", "series"])
         for other in ("zero_shot", "full_history", "memprompt"):
-            if other in by:
-                both = by[["rnn", other]].dropna()  # the series both ran on
-                gain = 1 - both["rnn"].mean() / both[other].mean()
-                spread = f" ({_interval(both['rnn'], both[other])})" if len(both) >= 4 else ""
+            if other not in by:
+                continue
+            both = by[["rnn", other]].dropna()  # the series both ran on
+            for where, part in (
+                ("", both),
+                (" that chose nothing", both.drop(chose, errors="ignore")),
+            ):
+                if part.empty or (where and len(part) == len(both)):
+                    continue
+                gain = 1 - part["rnn"].mean() / part[other].mean()
+                spread = f" ({_interval(part['rnn'], part[other])})" if len(part) >= 4 else ""
                 out.append(
                     (
-                        f"rnn mean MASE >= 6.5% below {other} ({len(both)} series)",
+                        f"rnn mean MASE >= 6.5% below {other} ({len(part)} series{where})",
                         f"{abs(100 * gain):.1f}% {'below' if gain >= 0 else 'above'}{spread}",
                         gain >= 0.065,
                     )
@@ -662,6 +670,13 @@ def goals(runs: pd.DataFrame, model: str) -> list[tuple[str, str, bool]]:
             ("rnn + base better than the base alone (mean MASE)",
              f"{mean['rnn']:.3f} vs {base:.3f}", mean["rnn"] < base)
         )  # fmt: skip
+        fresh = mine[(mine["strategy"] == "rnn") & (mine["set"] != "dev")]
+        if len(fresh) and len(fresh) < len(mine[mine["strategy"] == "rnn"]):
+            mase, alone = fresh["mase"].mean(), fresh["mase_base"].mean()
+            out.append(
+                (f"the same, over the {len(fresh)} series that chose nothing",
+                 f"{mase:.3f} vs {alone:.3f}", mase < alone)
+            )  # fmt: skip
         rnn = mine[mine["strategy"] == "rnn"]
         worst = (rnn["mae"] / rnn["mae_base"]).max()
         out.append(
