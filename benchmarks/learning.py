@@ -1371,29 +1371,24 @@ def who_answers(runs: pd.DataFrame) -> list[str]:
         items = run["record"]
         if items and len(items[0]) == 2:  # recorded before the code read the Rules
             items = rules_read_record(run)
+        chose = "dev (chose the rule)" if run["set"] == "dev" else "the others (chose nothing)"
         for way, field in WHO_ANSWERS.items():
             record = []
             for item in items:
                 used = float(item[field])
                 # no number in the Rules (or no reading yet): the model's answer stands
                 record.append((used if np.isfinite(used) else float(item[2]), float(item[1])))
-            for weigh, label in ((None, "guard"), (_full_weight, "at weight 1")):
-                weights = shipped_weights(run, record) if weigh is None else weigh(record)
+            row = {"set": chose, "used": way}
+            for label, weights in (
+                ("guard", shipped_weights(run, record)),
+                ("at weight 1", _full_weight(record)),
+            ):
                 errors = [abs(a - w * c) for (c, a), w in zip(record, weights)]
-                mase = float(np.mean(errors[-run["origins"] :])) / run["scale"]
-                rows.append(
-                    {
-                        "set": "dev (chose the rule)"
-                        if run["set"] == "dev"
-                        else "the others (chose nothing)",
-                        "used": way,
-                        label: mase,
-                        "series": run["series"],
-                    }  # fmt: skip
-                )
-    frame = pd.DataFrame(rows).groupby(["set", "used", "series"]).first()
-    table = frame.groupby(level=["set", "used"]).mean()
-    table.insert(0, "series", frame.groupby(level=["set", "used"]).size())
+                row[label] = float(np.mean(errors[-run["origins"] :])) / run["scale"]
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    table = frame.groupby(["set", "used"], sort=False)[["guard", "at weight 1"]].mean()
+    table.insert(0, "series", frame.groupby(["set", "used"], sort=False).size())
     return [
         "",
         "Who carries the gain: each rnn run replayed with the code's reading of the Rules "
