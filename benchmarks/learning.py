@@ -20,11 +20,12 @@ initial memory, so the report shows how often the memory changed the answer and 
 the better. Results are cached as JSON under ``benchmarks/results/learning/runs/`` so a long
 suite can be resumed and extended; ``report`` reads them all.
 
-Series come in five sets (``benchmarks/series.py``): DEV, the series the defaults and the
+Series come in six sets (``benchmarks/series.py``): DEV, the series the defaults and the
 facts' suggested correction were chosen on; HELD_OUT, six no default was chosen on; FRESH,
 four added after the held-out set had been looked at with a model; LATE, four added after
-the guard's loss budget was set on all the runs before them; and NEW, six added after the
-guard's prior without a base was set.
+the guard's loss budget was set on all the runs before them; NEW, six added after the
+guard's prior without a base was set; and FERTILITY, eight countries' annual fertility rates
+drawn at random after every figure of the others had been seen.
 """
 
 from __future__ import annotations
@@ -335,6 +336,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         "fresh": benchmark_series.FRESH,
         "late": benchmark_series.LATE,
         "new": benchmark_series.NEW,
+        "fertility": benchmark_series.FERTILITY,
     }.get(
         args.set,
         benchmark_series.DEV + benchmark_series.HELD_OUT + benchmark_series.FRESH
@@ -584,8 +586,9 @@ def load_runs(tag: str = "") -> pd.DataFrame:
                 frame["series"].isin(benchmark_series.FRESH),
                 frame["series"].isin(benchmark_series.LATE),
                 frame["series"].isin(benchmark_series.NEW),
+                frame["series"].isin(benchmark_series.FERTILITY),
             ],
-            ["dev", "fresh", "late", "new"],
+            ["dev", "fresh", "late", "new", "fertility"],
             "held-out",
         )
     return frame
@@ -1021,7 +1024,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         naive = mine.groupby(["set", "series"])["mase_naive"].first()
         table = pivot.assign(**{"base alone": base, "naive": naive})
         parts = []
-        for part in ("dev", "held-out", "fresh", "late", "new"):
+        for part in ("dev", "held-out", "fresh", "late", "new", "fertility"):
             if part in table.index.get_level_values(0):
                 block = table.loc[[part]]
                 mean_row = block.mean().to_frame((part, "mean")).T
@@ -1519,7 +1522,9 @@ def main(argv: list[str] | None = None) -> None:
     run = sub.add_parser("run", help="backtest one model on a set of series")
     run.add_argument("--model", default="embedded", help="embedded, qwen-0.5b or qwen-1.5b")
     run.add_argument(
-        "--set", default="all", choices=["dev", "held_out", "fresh", "late", "new", "all"]
+        "--set",
+        default="all",
+        choices=["dev", "held_out", "fresh", "late", "new", "fertility", "all"],
     )
     run.add_argument("--series", default="", help="comma-separated names (overrides --set)")
     run.add_argument("--strategies", default=",".join(STRATEGIES))

@@ -22,6 +22,13 @@ Two sets, kept apart on purpose:
   remaining quarterly series that ship with sktime and statsmodels (at least 50 points; no
   monthly seasonal one is left: sktime's PBS series ends in zeros).
 
+- ``FERTILITY``: added in the twenty-third session, after every figure above had been seen:
+  eight countries' annual fertility rates (statsmodels' World Bank ``fertility`` data,
+  1960-2011), drawn at random (``fertility_draw``, seed 20261128) among the 187 countries with
+  every year, and committed before any run or probe on them. Unlike the macro series of
+  ``LATE`` and ``NEW``, which all end in 2009 and so share one event, these are independent
+  non-seasonal series with drifts of their own.
+
 Each loader returns the series (float, with a PeriodIndex where the data has dates), a one-line
 description for the model's task sentence, and the season length a statistician would use.
 """
@@ -33,7 +40,17 @@ from collections.abc import Callable
 
 import pandas as pd
 
-__all__ = ["DEV", "FRESH", "HELD_OUT", "LATE", "NEW", "SERIES", "load"]
+__all__ = [
+    "DEV",
+    "FERTILITY",
+    "FRESH",
+    "HELD_OUT",
+    "LATE",
+    "NEW",
+    "SERIES",
+    "fertility_draw",
+    "load",
+]
 
 
 def _sktime(loader: str) -> pd.Series:
@@ -116,6 +133,29 @@ def _danish(column: str, name: str) -> pd.Series:
     return series.rename(name)
 
 
+#: rows of the fertility data that are groups of countries, not countries
+_GROUPS = ("(", "members", "small states", "income", "World", "area")
+_YEARS = [str(year) for year in range(1960, 2012)]  # 2012-2013 are empty for most countries
+
+
+def _fertility_rows() -> pd.DataFrame:
+    data = _statsmodels("fertility").set_index("Country Code")
+    group = data["Country Name"].map(lambda name: any(word in name for word in _GROUPS))
+    return data[data[_YEARS].notna().all(axis=1) & ~group]
+
+
+def fertility_draw(n: int = 8, seed: int = 20261128) -> list[str]:
+    """The country codes of ``FERTILITY``: ``n`` drawn at random among the complete rows."""
+    import numpy as np
+
+    codes = sorted(_fertility_rows().index)
+    return [str(code) for code in np.random.default_rng(seed).choice(codes, n, replace=False)]
+
+
+def _fertility(code: str) -> pd.Series:
+    return _annual(_fertility_rows().loc[code, _YEARS], 1960, f"fert_{code.lower()}")
+
+
 def _unemployment() -> pd.Series:
     return _macro("unemp")
 
@@ -165,12 +205,30 @@ SERIES: dict[str, tuple[Callable[[], pd.Series], str, int]] = {
     ),
     "danish_bond": (lambda: _danish("ibo", "danish_bond"), "quarterly Danish bond rate", 4),
 }
+#: the draw of ``fertility_draw()``, written out so the sets are plain data
+_COUNTRIES = {
+    "NCL": "New Caledonia",
+    "ARE": "the United Arab Emirates",
+    "HUN": "Hungary",
+    "UZB": "Uzbekistan",
+    "VCT": "St. Vincent and the Grenadines",
+    "THA": "Thailand",
+    "NPL": "Nepal",
+    "NER": "Niger",
+}
+for _code, _country in _COUNTRIES.items():
+    SERIES[f"fert_{_code.lower()}"] = (
+        lambda code=_code: _fertility(code),
+        f"annual fertility rate of {_country}, births per woman",
+        1,
+    )
 
 DEV = ("airline", "lynx", "shampoo", "uschange", "unemp", "sunspots")
 HELD_OUT = ("co2", "nile", "elnino", "infl", "realinv", "tbilrate")
 FRESH = ("elec_equip", "danish_money", "m1", "realgdp")
 LATE = ("cpi", "realint", "production", "de_rate")
 NEW = ("realcons", "realdpi", "realgovt", "savings", "danish_income", "danish_bond")
+FERTILITY = tuple(f"fert_{code.lower()}" for code in _COUNTRIES)
 
 
 def load(name: str) -> tuple[pd.Series, str, int]:
