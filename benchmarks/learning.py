@@ -337,6 +337,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         "late": benchmark_series.LATE,
         "new": benchmark_series.NEW,
         "fertility": benchmark_series.FERTILITY,
+        "fertility2": benchmark_series.FERTILITY2,
     }.get(
         args.set,
         benchmark_series.DEV + benchmark_series.HELD_OUT + benchmark_series.FRESH
@@ -587,8 +588,9 @@ def load_runs(tag: str = "") -> pd.DataFrame:
                 frame["series"].isin(benchmark_series.LATE),
                 frame["series"].isin(benchmark_series.NEW),
                 frame["series"].isin(benchmark_series.FERTILITY),
+                frame["series"].isin(benchmark_series.FERTILITY2),
             ],
-            ["dev", "fresh", "late", "new", "fertility"],
+            ["dev", "fresh", "late", "new", "fertility", "fertility2"],
             "held-out",
         )
     return frame
@@ -1024,7 +1026,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         naive = mine.groupby(["set", "series"])["mase_naive"].first()
         table = pivot.assign(**{"base alone": base, "naive": naive})
         parts = []
-        for part in ("dev", "held-out", "fresh", "late", "new", "fertility"):
+        for part in ("dev", "held-out", "fresh", "late", "new", "fertility", "fertility2"):
             if part in table.index.get_level_values(0):
                 block = table.loc[[part]]
                 mean_row = block.mean().to_frame((part, "mean")).T
@@ -1069,6 +1071,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         for goal, measured, met in goals(runs, model):
             lines.append(f"| {goal} | {measured} | {'met' if met else '**not met**'} |")
         lines.append("")
+        lines += with_base_readings(rnn)
         if not rnn.empty:
             example = rnn.iloc[0]
             lines += [
@@ -1107,6 +1110,123 @@ def cmd_report(args: argparse.Namespace) -> None:
         ]
     (OUT / "report.md").write_text("\n".join(lines))
     print(OUT / "report.md")
+
+
+def facts_numbers(run: dict) -> list[float]:
+    """A with-base rnn run's facts' number at each step: ``tasks.carry_over`` of the actual
+    corrections before it times the last one (``ForecastTask._repeat`` with a base), rendered
+    as the facts render it and bounded as ``settle`` bounds an answer (0 at the first step)."""
+    from llmrnn.recurrence import RECORD_STEPS
+    from llmrnn.tasks import ForecastTask
+
+    y = benchmark_series.load(run["series"])[0]
+    task = ForecastTask.from_series(y.iloc[: -run["origins"]].to_numpy(dtype=float), season=1)
+    actual = [float(item[1]) for item in run["record"]]
+    out = []
+    for i, limit in enumerate(run["limits"]):
+        past = actual[max(0, i - RECORD_STEPS) : i]
+        rate = carry_over_rate(past)
+        said = float(task.changes.parse(task.changes.render(rate * past[-1]), 1)[0]) if past else 0
+        out.append(float(np.clip(said, -limit, limit)))
+    return out
+
+
+def carry_over_rate(actual: list[float]) -> float:
+    from llmrnn.tasks import carry_over
+
+    return carry_over(actual) if len(actual) > 1 else 0.0
+
+
+def rules_read_based(run: dict) -> list[tuple[float, ...]]:
+    """A with-base rnn run replayed as if the code read its Rules line as it does without a
+    base, but without making the rewrite state the facts' number: where the Rules of the
+    memory before a step state it (``memory.states``), ``ForecastTask.read_rules``' tally
+    decides who answers. ``(used, actual, the model's, the code's reading)`` per step. Exact:
+    the memories stay the model's own, and the facts and outcomes show its own answers."""
+    from llmrnn.memory import initial_memory, rules_of, states
+    from llmrnn.tasks import ForecastTask
+
+    y = benchmark_series.load(run["series"])[0]
+    train = y.iloc[: -run["origins"]].to_numpy(dtype=float)
+    task = ForecastTask.from_series(train, based=True)
+    memories = [initial_memory(None), *run["memories"][:-1]]
+    record: list[tuple[float, ...]] = []
+    for (said, actual), memory, limit in zip(settled_record(run), memories, run["limits"]):
+        reading = float("nan")
+        if record:
+            lag, rate = task._repeat(tuple(record))
+            rule = task.changes.render(rate * record[-lag][1])
+            if states(rules_of(memory), f"{task.words['rule']} {rule}"):
+                reading = float(np.clip(task.changes.parse(rule, 1)[0], -limit, limit))
+        read = [i[1:4] for i in record if i[3] == i[3]]
+        won = sum(abs(a - c) < abs(a - r) for a, c, r in read)
+        lost = sum(abs(a - r) < abs(a - c) for a, c, r in read)
+        used = said if reading != reading or won > lost else reading
+        record.append((used, actual, said, reading))
+    return record
+
+
+def with_base_readings(rnn: pd.DataFrame) -> list[str]:
+    """With a base the Rules line's number is the model's own and the code does not read it
+    (``ForecastTask.suggested_rule``); what if the facts' number answered, as it does without
+    a base? Each with-base rnn run replayed with the facts' number used at every step (code
+    only: the number depends on the actual corrections alone), and with the closer of the
+    two on earlier steps (``read_rules``' tally, the model's answers as recorded: approximate,
+    since a Rules line made to state the number could change them)."""
+    rows = []
+    for _, run in rnn.iterrows():
+        run = run.to_dict()
+        if run.get("extra", {}).get("base_forecaster") == "None" or not run.get("limits"):
+            continue
+        record = settled_record(run)
+        facts = facts_numbers(run)
+        closer = []
+        for i, ((said, _), number) in enumerate(zip(record, facts)):
+            earlier = [(a, c, f) for (c, a), f in zip(record[:i], facts[:i]) if c != f]
+            won = sum(abs(a - c) < abs(a - f) for a, c, f in earlier)
+            lost = sum(abs(a - f) < abs(a - c) for a, c, f in earlier)
+            closer.append(said if won > lost else number)
+        ways = {
+            "the model's answers (shipped)": [c for c, _ in record],
+            "the facts' number at every step": facts,
+            "the closer of the two on earlier steps": closer,
+            "the Rules read where they state the facts' number (exact)": [
+                item[0] for item in rules_read_based(run)
+            ],
+        }
+        base = float(np.mean(np.abs([a for _, a in record][-run["origins"] :])))
+        group = "the others (chose nothing)" if run["set"] != "dev" else "dev"
+        for label in (group, *([run["set"]] if run["set"].startswith("fertility") else [])):
+            for way, used in ways.items():
+                mine = [(c, a) for c, (_, a) in zip(used, record)]
+                row = {"series": label, "used": way}
+                for name, weights in (
+                    ("guard", shipped_weights(run, mine)),
+                    ("at weight 1", _full_weight(mine)),
+                ):
+                    errors = [abs(a - w * c) for (c, a), w in zip(mine, weights)]
+                    row[name] = float(np.mean(errors[-run["origins"] :])) / base
+                rows.append(row)
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    table = frame.groupby(["series", "used"], sort=False)[["guard", "at weight 1"]].mean()
+    table.insert(0, "runs", frame.groupby(["series", "used"], sort=False).size())
+    worst = frame.groupby(["series", "used"], sort=False)["guard"].max()
+    table.insert(2, "worst, guard", worst)
+    return [
+        "With a base the Rules line's number is the model's own and the code does not read "
+        "it (`ForecastTask.suggested_rule`). Replayed: the facts' number (`tasks.carry_over` "
+        "times the last correction) used at every step, and the closer of the two on earlier "
+        "steps (what the code does without a base; approximate here, since a Rules line made "
+        "to state the number could change the model's answers), and that tally only where the "
+        "model's own Rules line states the facts' number (`rules_read_based`: exact, nothing "
+        "the model is shown changes). MAE over the base alone's, mean over runs "
+        "(`with_base_readings`):",
+        "",
+        table.reset_index().round(3).to_markdown(index=False),
+        "",
+    ]
 
 
 #: Earlier versions of rnn's facts kept as tagged runs: tag -> what the facts suggested.
@@ -1524,7 +1644,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument(
         "--set",
         default="all",
-        choices=["dev", "held_out", "fresh", "late", "new", "fertility", "all"],
+        choices=["dev", "held_out", "fresh", "late", "new", "fertility", "fertility2", "all"],
     )
     run.add_argument("--series", default="", help="comma-separated names (overrides --set)")
     run.add_argument("--strategies", default=",".join(STRATEGIES))

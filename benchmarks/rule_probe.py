@@ -38,7 +38,8 @@ Candidates (each computed from the record before the step it corrects):
 
 ``--nobase`` replays the paper's setting: the anchor is the last value, so the actual
 corrections are the series' changes (MAE over the naive forecast's, not the base's). ``--prior``
-gives the guard the prior it has without a base; ``--late`` and ``--new`` add those sets.
+gives the guard the prior it has without a base; ``--late``, ``--new`` and ``--fertility`` add
+those sets.
 
 Run ``python benchmarks/rule_probe.py [--steps 16 --scored 10]``; it prints MAE / base MAE per
 series and set. Choose on ``DEV``; ``HELD_OUT`` and ``FRESH`` confirm.
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--late", action="store_true", help="the LATE series too")
     parser.add_argument("--new", action="store_true", help="the NEW series too")
+    parser.add_argument("--fertility", action="store_true", help="the FERTILITY series too")
     parser.add_argument(
         "--nobase", action="store_true", help="no base: the anchor is the last value"
     )
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
         sets["late"] = benchmark_series.LATE
     if args.new:
         sets["new"] = benchmark_series.NEW
+    if args.fertility:
+        sets["fertility"] = benchmark_series.FERTILITY
     rows = []
     for set_name, names in sets.items():
         for name in names:

@@ -29,6 +29,11 @@ Two sets, kept apart on purpose:
   ``LATE`` and ``NEW``, which all end in 2009 and so share one event, these are independent
   non-seasonal series with drifts of their own.
 
+- ``FERTILITY2``: eight more countries of the same data (seed 20261129, the first eight
+  excluded), drawn in the twenty-third session after ``FERTILITY``'s runs showed the 1.5B model
+  flipping the sign of its own Rules line with a base, and committed before any run on them:
+  the confirmation of the code reading that line with a base (``docs/decisions.md``).
+
 Each loader returns the series (float, with a PeriodIndex where the data has dates), a one-line
 description for the model's task sentence, and the season length a statistician would use.
 """
@@ -43,6 +48,7 @@ import pandas as pd
 __all__ = [
     "DEV",
     "FERTILITY",
+    "FERTILITY2",
     "FRESH",
     "HELD_OUT",
     "LATE",
@@ -144,11 +150,12 @@ def _fertility_rows() -> pd.DataFrame:
     return data[data[_YEARS].notna().all(axis=1) & ~group]
 
 
-def fertility_draw(n: int = 8, seed: int = 20261128) -> list[str]:
-    """The country codes of ``FERTILITY``: ``n`` drawn at random among the complete rows."""
+def fertility_draw(n: int = 8, seed: int = 20261128, exclude: tuple[str, ...] = ()) -> list[str]:
+    """Country codes drawn at random among the complete rows (``FERTILITY``: the defaults;
+    ``FERTILITY2``: seed 20261129, the first draw excluded)."""
     import numpy as np
 
-    codes = sorted(_fertility_rows().index)
+    codes = sorted(set(_fertility_rows().index) - set(exclude))
     return [str(code) for code in np.random.default_rng(seed).choice(codes, n, replace=False)]
 
 
@@ -216,7 +223,18 @@ _COUNTRIES = {
     "NPL": "Nepal",
     "NER": "Niger",
 }
-for _code, _country in _COUNTRIES.items():
+#: the draw of ``fertility_draw(8, 20261129, exclude=tuple(_COUNTRIES))``
+_COUNTRIES2 = {
+    "TUR": "Turkey",
+    "SVK": "the Slovak Republic",
+    "COM": "the Comoros",
+    "DZA": "Algeria",
+    "CAF": "the Central African Republic",
+    "CRI": "Costa Rica",
+    "GUY": "Guyana",
+    "STP": "Sao Tome and Principe",
+}
+for _code, _country in {**_COUNTRIES, **_COUNTRIES2}.items():
     SERIES[f"fert_{_code.lower()}"] = (
         lambda code=_code: _fertility(code),
         f"annual fertility rate of {_country}, births per woman",
@@ -229,6 +247,7 @@ FRESH = ("elec_equip", "danish_money", "m1", "realgdp")
 LATE = ("cpi", "realint", "production", "de_rate")
 NEW = ("realcons", "realdpi", "realgovt", "savings", "danish_income", "danish_bond")
 FERTILITY = tuple(f"fert_{code.lower()}" for code in _COUNTRIES)
+FERTILITY2 = tuple(f"fert_{code.lower()}" for code in _COUNTRIES2)
 
 
 def load(name: str) -> tuple[pd.Series, str, int]:
