@@ -457,12 +457,21 @@ def settled_record(run: dict) -> list[tuple[float, float]]:
 
     Runs recorded before the record kept the corrections as ``settle`` bounded them (with the
     record's largest correction among the limits) are rebuilt from their answers and limits;
-    runs without a base recorded before the code read the Rules, by ``rules_read_record``.
+    runs without a base recorded before the code read the Rules, by ``rules_read_record``;
+    rnn runs with a base recorded before the code read their Rules, by ``rules_read_based``.
     """
     if run["record"] and len(run["record"][0]) > 2:  # the shipped code's own record
         return [(float(item[0]), float(item[1])) for item in run["record"]]
     if run.get("tag") == NO_BASE and run.get("memories"):
         return [item[:2] for item in rules_read_record(run)]
+    if run.get("tag") == "" and run["strategy"] == "rnn" and run.get("memories"):
+        return [item[:2] for item in rules_read_based(run)]
+    return answered_record(run)
+
+
+def answered_record(run: dict) -> list[tuple[float, float]]:
+    """(the model's correction as ``settle`` bounded it, the actual one) at each step of a run
+    recorded with two numbers a step."""
     record = [(float(c), float(a)) for c, a in run["record"]]
     answers, limits = run.get("answers"), run.get("limits")
     if not answers or not limits or len(answers) != len(record):
@@ -1138,11 +1147,12 @@ def carry_over_rate(actual: list[float]) -> float:
 
 
 def rules_read_based(run: dict) -> list[tuple[float, ...]]:
-    """A with-base rnn run replayed as if the code read its Rules line as it does without a
-    base, but without making the rewrite state the facts' number: where the Rules of the
-    memory before a step state it (``memory.states``), ``ForecastTask.read_rules``' tally
-    decides who answers. ``(used, actual, the model's, the code's reading)`` per step. Exact:
-    the memories stay the model's own, and the facts and outcomes show its own answers."""
+    """A with-base rnn run recorded before the code read its Rules (twenty-third session),
+    replayed as the shipped code runs it: where the Rules of the memory before a step state
+    the facts' number (``memory.states``; the rewrite is not made to), ``read_rules``' tally
+    decides who answers. ``(used, actual, the model's, the code's reading)`` per step, as
+    ``ForecastTask.record_item`` keeps them. Exact: nothing the model is shown changes (the
+    memories are its own; the facts and outcomes show its own answers)."""
     from llmrnn.memory import initial_memory, rules_of, states
     from llmrnn.tasks import ForecastTask
 
@@ -1151,7 +1161,7 @@ def rules_read_based(run: dict) -> list[tuple[float, ...]]:
     task = ForecastTask.from_series(train, based=True)
     memories = [initial_memory(None), *run["memories"][:-1]]
     record: list[tuple[float, ...]] = []
-    for (said, actual), memory, limit in zip(settled_record(run), memories, run["limits"]):
+    for (said, actual), memory, limit in zip(answered_record(run), memories, run["limits"]):
         reading = float("nan")
         if record:
             lag, rate = task._repeat(tuple(record))
@@ -1167,18 +1177,21 @@ def rules_read_based(run: dict) -> list[tuple[float, ...]]:
 
 
 def with_base_readings(rnn: pd.DataFrame) -> list[str]:
-    """With a base the Rules line's number is the model's own and the code does not read it
-    (``ForecastTask.suggested_rule``); what if the facts' number answered, as it does without
-    a base? Each with-base rnn run replayed with the facts' number used at every step (code
-    only: the number depends on the actual corrections alone), and with the closer of the
-    two on earlier steps (``read_rules``' tally, the model's answers as recorded: approximate,
-    since a Rules line made to state the number could change them)."""
+    """With a base, who should answer: the model, or the code's reading of the facts' number?
+    Each with-base rnn run replayed with the model's answers (the code before the twenty-third
+    session), the facts' number used at every step (code only: the number depends on the
+    actual corrections alone), the closer of the two on earlier steps (``read_rules``' tally
+    as if the Rules always stated the number: approximate, since a Rules line made to state
+    it can change the model's answers), and as shipped (``rules_read_based``: exact)."""
     rows = []
     for _, run in rnn.iterrows():
         run = run.to_dict()
         if run.get("extra", {}).get("base_forecaster") == "None" or not run.get("limits"):
             continue
-        record = settled_record(run)
+        if len(run["record"][0]) == 2:  # recorded before the code read the Rules with a base
+            record = answered_record(run)
+        else:  # the shipped code's record: the model's own correction is the third number
+            record = [(float(item[2]), float(item[1])) for item in run["record"]]
         facts = facts_numbers(run)
         closer = []
         for i, ((said, _), number) in enumerate(zip(record, facts)):
@@ -1187,11 +1200,11 @@ def with_base_readings(rnn: pd.DataFrame) -> list[str]:
             lost = sum(abs(a - f) < abs(a - c) for a, c, f in earlier)
             closer.append(said if won > lost else number)
         ways = {
-            "the model's answers (shipped)": [c for c, _ in record],
+            "the model's answers (before the twenty-third session)": [c for c, _ in record],
             "the facts' number at every step": facts,
             "the closer of the two on earlier steps": closer,
-            "the Rules read where they state the facts' number (exact)": [
-                item[0] for item in rules_read_based(run)
+            "shipped: the Rules read where they state the facts' number (exact)": [
+                c for c, _ in settled_record(run)
             ],
         }
         base = float(np.mean(np.abs([a for _, a in record][-run["origins"] :])))
@@ -1215,14 +1228,14 @@ def with_base_readings(rnn: pd.DataFrame) -> list[str]:
     worst = frame.groupby(["series", "used"], sort=False)["guard"].max()
     table.insert(2, "worst, guard", worst)
     return [
-        "With a base the Rules line's number is the model's own and the code does not read "
-        "it (`ForecastTask.suggested_rule`). Replayed: the facts' number (`tasks.carry_over` "
-        "times the last correction) used at every step, and the closer of the two on earlier "
-        "steps (what the code does without a base; approximate here, since a Rules line made "
-        "to state the number could change the model's answers), and that tally only where the "
-        "model's own Rules line states the facts' number (`rules_read_based`: exact, nothing "
-        "the model is shown changes). MAE over the base alone's, mean over runs "
-        "(`with_base_readings`):",
+        "With a base, who answers (`with_base_readings`): until the twenty-third session the "
+        "model's own answers; replayed, the facts' number (`tasks.carry_over` times the last "
+        "correction) used at every step, and the closer of the two on earlier steps (what the "
+        "code does without a base, where the rewrite must state the number; approximate here, "
+        "since a Rules line made to state it can change the model's answers); shipped since "
+        "then, that tally only where the model's own Rules line states the facts' number "
+        "(`rules_read_based`: exact, nothing the model is shown changes; every with-base rnn "
+        "figure of this report is replayed so). MAE over the base alone's, mean over runs:",
         "",
         table.reset_index().round(3).to_markdown(index=False),
         "",

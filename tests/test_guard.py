@@ -207,7 +207,10 @@ def test_residuals_and_the_record_replay_what_settle_did():
         item = task.record_item(np.array([answer]), observation, np.array([truth + step]), record)
         record = (*record, item)
         assert truth + step - prediction[0] == pytest.approx(task.residuals(record)[-1])
-        assert w == pytest.approx(guard.weights(record)[-1])
+        # a with-base item also keeps the model's correction and the code's reading (none:
+        # no Rules were given, so the model's bounded answer is the one used)
+        assert len(item) == 4 and item[0] == item[2] and np.isnan(item[3])
+        assert w == pytest.approx(guard.weights([i[:2] for i in record])[-1])
 
 
 def test_value_answers_are_guarded_as_changes_from_the_last_value():

@@ -9,7 +9,7 @@ from llmrnn import guard
 from llmrnn import memory as mem
 from llmrnn.backends import make_backend
 from llmrnn.recurrence import PLANS, STRATEGIES, LoopConfig, Recurrence, Replay, State
-from llmrnn.tasks import ForecastTask
+from llmrnn.tasks import ForecastTask, Observation
 
 
 def test_every_strategy_has_a_plan():
@@ -274,11 +274,9 @@ def test_without_a_base_the_code_reads_the_rules_number_until_the_model_reads_it
     np.testing.assert_allclose(item[:4], (reading, 5.0, -reading, reading))
     assert item[4] == task.settle(np.array([-reading]), window, past, rules)[1] == 0.0
     assert task.settle(np.array([-reading]), window, past, rules)[2] == fault
-    # Rules that do not state the facts' number are not read; neither are a based task's
+    # Rules that do not state the facts' number are not read
     for other in ("Next time, expect a change of about +1.0.", ""):
         assert np.isnan(task.read_rules(np.array([-reading]), past, other)[1])
-    based = ForecastTask(scale=1.0, season=4, based=True)
-    assert np.isnan(based.read_rules(np.array([-1.0]), ((0.0, 1.0),) * 5, rules)[1])
     # the model's answers closer more often where the two differed: its answer stands
     won = past + ((2.0, 2.1, 2.0, -1.0), (1.0, 0.9, 1.0, 3.0), (0.5, 0.0, 0.6, 0.5))
     rules = f"Next time, expect a change of about {task.suggested_rule(won)}."
@@ -314,6 +312,30 @@ def test_a_rewrite_that_changes_the_facts_rule_gets_the_rule_back():
             assert "Rules line did not state the facts' rule ('down when x0" in record.fault
     based = ForecastTask.from_series(np.arange(9.0), based=True)
     assert based.suggested_rule(((0.1, 0.2),) * 5) is None  # the model's number stands
+
+
+def test_with_a_base_the_code_reads_a_rules_line_that_states_the_facts_number():
+    """Fertility of Thailand, 1.5B model, Theta base: the Rules line said +7.8 (the facts'
+    number) and the model answered -0.078 at every step, so the guard gave it weight 0. With a
+    base the rewrite is not made to state the number, but a line that states it is read as it
+    is without a base; the record keeps the model's correction and the code's reading."""
+    nan = float("nan")
+    based = ForecastTask(scale=0.01, based=True)
+    past = tuple((0.0, a, 0.0, nan) for a in [0.11, 0.11, 0.108, 0.109, 0.109, 0.107, 0.108])
+    rule = based.facts_rule(past)
+    reading = float(based.changes.parse(rule, 1)[0])
+    assert based.suggested_rule(past) is None and reading > 0.05  # not forced; carried over
+    rules = f"{based.words['rule']} {rule}."
+    observation = Observation(np.linspace(2.0, 1.9, 12), np.array([1.8]), "ThetaForecaster")
+    changes, read, fault = based.read_rules(np.array([-reading]), past, rules)
+    assert read == reading and changes[0] == reading and "the Rules read by code" in fault
+    assert based.settle(np.array([-reading]), observation, past, rules)[2] == fault
+    item = based.record_item(np.array([-reading]), observation, np.array([1.9]), past, rules)
+    np.testing.assert_allclose(item, (reading, 0.1, -reading, reading))  # no weight kept
+    # the model's own Rules number (not the facts') stands, as does a model that reads better
+    assert np.isnan(based.read_rules(np.array([-0.05]), past, f"{based.words['rule']} -5.0.")[1])
+    won = past + ((0.1, 0.1, 0.1, -0.1),)
+    assert based.read_rules(np.array([-reading]), won, rules)[0][0] == -reading
 
 
 def test_without_a_base_the_rules_line_gets_the_facts_number_back():

@@ -499,12 +499,12 @@ class ForecastTask:
     ) -> tuple[np.ndarray, float, str]:
         """``anchor + w * bounded correction``, w learned from the record unless fixed.
 
-        Without a base, ``rules`` (the Rules section of the memory the answer was given with)
-        is read by code too, as the classifier's are (``docs/decisions.md``, "The code reads
-        the Rules too"): when it states the facts' number (``suggested_rule``, which the
-        rewrite keeps there), that number is the first correction unless the model's answers
-        were closer to the truth than it more often where the two differed on earlier steps
-        (:meth:`read_rules`). With a base the Rules hold the model's own number, not read."""
+        ``rules`` (the Rules section of the memory the answer was given with) is read by code
+        too, as the classifier's are (``docs/decisions.md``, "The code reads the Rules too"):
+        when it states the facts' number (:meth:`facts_rule`; without a base the rewrite must
+        keep it there, with a base only when the model wrote it), that number is the first
+        correction unless the model's answers were closer to the truth than it more often
+        where the two differed on earlier steps (:meth:`read_rules`)."""
         corrections, _, fault = self.read_rules(
             self.corrections(answer, observation), record, rules
         )
@@ -535,12 +535,14 @@ class ForecastTask:
     ) -> tuple[np.ndarray, float, str]:
         """The corrections, with the code's reading of the Rules as the first when it answers.
 
-        Without a base, when ``rules`` states the facts' number (``suggested_rule``), the code
-        reads that number; it answers unless, at the record's earlier steps where the model's
-        correction and the code's reading differed, the model's was the closer to the actual
-        correction more often (the code's on a tie: the model must show it reads its Rules
-        better first). The 1.5B model answered -0.18 under Rules that said +0.18, and the like
-        at 10 of co2's 16 steps, the Rules the closer at 9 (``docs/decisions.md``).
+        When ``rules`` states the facts' number (:meth:`facts_rule`), the code reads that
+        number; it answers unless, at the record's earlier steps where the model's correction
+        and the code's reading differed, the model's was the closer to the actual correction
+        more often (the code's on a tie: the model must show it reads its Rules better first).
+        Without a base the 1.5B model answered -0.18 under Rules that said +0.18, and the like
+        at 10 of co2's 16 steps, the Rules the closer at 9; with a base it answered -0.078
+        under Rules of +7.8 (the same number, in the facts' units) at every step of a
+        fertility series (``docs/decisions.md``).
 
         Returns
         -------
@@ -549,7 +551,7 @@ class ForecastTask:
             answer's kept), the code's reading in data units (NaN when there is none) and a
             fault naming a replacement ("" when the model's answer stands).
         """
-        rule = self.suggested_rule(record) if rules else None
+        rule = self.facts_rule(record) if rules else None
         if rule is None or not mem.states(rules, f"{self.words['rule']} {rule}"):
             return corrections, float("nan"), ""
         reading = float(self.changes.parse(rule, 1)[0])
@@ -599,19 +601,19 @@ class ForecastTask:
         self, answer: np.ndarray, observation: Any, truth: Any, record: tuple = (), rules: str = ""
     ) -> tuple[float, ...]:
         """(the one-step correction the forecast used, bounded as ``settle`` bounded it with
-        the same ``record`` and ``rules``; the actual correction), data units: the guard's
-        weights replay exactly. Without a base three more: the model's own correction and the
-        code's reading of the Rules (NaN when none), both bounded, which decide who answers
-        next (:meth:`read_rules`), and the weight ``settle`` gave the step (the guard's prior
-        shrinks as the witnessed points leave the record, so the budget counts the weights
-        kept, not replayed)."""
+        the same ``record`` and ``rules``; the actual correction; the model's own correction;
+        the code's reading of the Rules, NaN when none), data units, the last two deciding who
+        answers next (:meth:`read_rules`). Without a base a fifth: the weight ``settle`` gave
+        the step (the guard's prior shrinks as the witnessed points leave the record, so the
+        budget counts the weights kept, not replayed); with a base the weights replay
+        exactly from the first two."""
         limits = self.limits(observation, 1, record)
         said = self.corrections(answer, observation)[:1]
         actual = float(np.atleast_1d(truth)[0]) - float(self.anchors(observation, 1)[0])
-        if self.based:
-            return (float(guard.bound(said, limits)[0][0]), actual)
         used, reading, _ = self.read_rules(said, record, rules)
         used, said, reading = (float(guard.bound(x, limits)[0][0]) for x in (used, said, [reading]))
+        if self.based:
+            return (used, actual, said, reading)
         return (used, actual, said, reading, self._weight(used, record))
 
     def witness_item(
@@ -678,10 +680,18 @@ class ForecastTask:
 
         The 1.5B model's Rules line copied the facts' number at 12 of co2's 16 steps; at the
         others it kept an old number or flipped its sign, and its answers followed. With a
-        base the number stays the model's (the grammar keeps it a number): its runs were
-        measured that way, and it copied the suggestion there (``docs/decisions.md``).
+        base the number stays the model's (the grammar keeps it a number): made to state the
+        facts' number, the 1.5B model's Rules line lost unemp the small corrections that had
+        earned the guard's trust before the turn (0.945 of the base instead of 0.896,
+        ``benchmarks/rules_read_base_probe.py``); where it states that number on its own, the
+        code reads it (:meth:`read_rules`; ``docs/decisions.md``, twenty-third session).
         """
-        if self.based or not record:
+        return None if self.based else self.facts_rule(record)
+
+    def facts_rule(self, record: tuple) -> str | None:
+        """The number the facts end with (None before the record has an item): the code
+        reads a Rules line that states it (:meth:`read_rules`), with a base or without."""
+        if not record:
             return None
         lag, rate = self._repeat(record)
         return self.changes.render(rate * record[-lag][1])
