@@ -20,7 +20,8 @@ Usage::
 
 Each run is ``learning.run_one`` (1.5B model, the default base, the learning benchmark's steps)
 and is written to ``benchmarks/results/rules_read_base/<series>.json``; the table compares its
-MAE over the base alone's with the stored shipped run's, both through the shipped guard.
+MAE over the base alone's with the stored run's as recorded (the model's answers), both
+through the shipped guard.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     learning.quiet()
     patch()
     lines = [
-        "| series | shipped: MAE / base | code reads the Rules: MAE / base | the Rules read "
-        "by code at | s/step |",
+        "| series | before (the model's answers): MAE / base | Rules line forced, read by "
+        "code: MAE / base | the Rules read by code at | s/step |",
         "|---|---|---|---|---|",
     ]
     for name in args.series.split(","):
