@@ -1122,28 +1122,21 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def facts_numbers(run: dict) -> list[float]:
-    """A with-base rnn run's facts' number at each step: ``tasks.carry_over`` of the actual
-    corrections before it times the last one (``ForecastTask._repeat`` with a base), rendered
-    as the facts render it and bounded as ``settle`` bounds an answer (0 at the first step)."""
+    """A with-base rnn run's facts' number at each step (``ForecastTask.facts_rule`` of the
+    record before it, in data units), bounded as ``settle`` bounds an answer (0 at the first
+    step)."""
     from llmrnn.recurrence import RECORD_STEPS
     from llmrnn.tasks import ForecastTask
 
     y = benchmark_series.load(run["series"])[0]
-    task = ForecastTask.from_series(y.iloc[: -run["origins"]].to_numpy(dtype=float), season=1)
-    actual = [float(item[1]) for item in run["record"]]
+    task = ForecastTask.from_series(y.iloc[: -run["origins"]].to_numpy(dtype=float), based=True)
+    record = [(0.0, float(item[1])) for item in run["record"]]
     out = []
     for i, limit in enumerate(run["limits"]):
-        past = actual[max(0, i - RECORD_STEPS) : i]
-        rate = carry_over_rate(past)
-        said = float(task.changes.parse(task.changes.render(rate * past[-1]), 1)[0]) if past else 0
+        rule = task.facts_rule(tuple(record[max(0, i - RECORD_STEPS) : i]))
+        said = 0.0 if rule is None else float(task.changes.parse(rule, 1)[0])
         out.append(float(np.clip(said, -limit, limit)))
     return out
-
-
-def carry_over_rate(actual: list[float]) -> float:
-    from llmrnn.tasks import carry_over
-
-    return carry_over(actual) if len(actual) > 1 else 0.0
 
 
 def rules_read_based(run: dict) -> list[tuple[float, ...]]:
@@ -1163,11 +1156,9 @@ def rules_read_based(run: dict) -> list[tuple[float, ...]]:
     record: list[tuple[float, ...]] = []
     for (said, actual), memory, limit in zip(answered_record(run), memories, run["limits"]):
         reading = float("nan")
-        if record:
-            lag, rate = task._repeat(tuple(record))
-            rule = task.changes.render(rate * record[-lag][1])
-            if states(rules_of(memory), f"{task.words['rule']} {rule}"):
-                reading = float(np.clip(task.changes.parse(rule, 1)[0], -limit, limit))
+        rule = task.facts_rule(tuple(record))
+        if rule is not None and states(rules_of(memory), f"{task.words['rule']} {rule}"):
+            reading = float(np.clip(task.changes.parse(rule, 1)[0], -limit, limit))
         read = [i[1:4] for i in record if i[3] == i[3]]
         won = sum(abs(a - c) < abs(a - r) for a, c, r in read)
         lost = sum(abs(a - r) < abs(a - c) for a, c, r in read)
